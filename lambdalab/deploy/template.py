@@ -1,0 +1,473 @@
+"""Load a SAM template, its parameters and samconfig.toml, and transform it to CloudFormation offline."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import re
+import shlex
+import tempfile
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.arn_generator import ArnGenerator
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+from lambdalab import constants
+from lambdalab.errors import UserError
+
+LOG = logging.getLogger(__name__)
+
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+# The bucket samtranslator sees for a local CodeUri: it insists on an S3 location; the real folder is kept aside.
+LOCAL_CODE_BUCKET = "lambdalab-local-code"
+SAMCONFIG_NAME = "samconfig.toml"
+
+_LIST_TYPES = ("CommaDelimitedList", "List<Number>")
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """What the deploy reads from samconfig.toml ([default.deploy.parameters], falling back to [default.global...])."""
+
+    path: Path | None = None
+    stack_name: str | None = None
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedTemplate:
+    """A template ready for intrinsic resolution: transformed, with local code folders kept aside."""
+
+    path: Path
+    original: dict[str, Any]
+    transformed: dict[str, Any]
+    code_dirs: dict[str, Path]  # logical id of the Lambda function → local folder with its code
+    warnings: list[str] = field(default_factory=list)
+
+
+class ManagedPolicyLoader:
+    """The managed-policy map samtranslator asks for, without calling IAM.
+
+    samtranslator first looks in its bundled map; this loader is its fallback for names the bundle lacks.
+    """
+
+    def __init__(self, partition: str = "aws") -> None:
+        self.partition = partition
+
+    def load(self) -> dict[str, str]:
+        """Name → ARN of every AWS managed policy samtranslator knows (`.../policy/<name>`,
+        `.../policy/service-role/<name>`, ...). An unknown name stays as written, and IAM rejects it, as in AWS."""
+        return dict(get_bundled_managed_policy_map(self.partition) or {})
+
+
+# --- loading ------------------------------------------------------------------------------------------------------
+
+
+def load_document(path: Path) -> dict[str, Any]:
+    """Parse a YAML (with CloudFormation short-form tags) or JSON template; a syntax error names file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read template: {exc.strerror}", where=str(path)) from None
+    try:
+        document = yaml_parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = exc.problem or "syntax error"
+        if exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        raise UserError(f"YAML syntax error: {problem}", where=f"{path}{line}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"YAML syntax error: {exc}", where=str(path)) from None
+    if not isinstance(document, dict):
+        raise UserError("a template must be a mapping with a Resources section", where=str(path))
+    if not isinstance(document.get("Resources"), dict) or not document["Resources"]:
+        raise UserError("the template has no Resources", where=str(path))
+    return document
+
+
+def load_structured_file(path: Path, *, what: str) -> Any:
+    """A JSON or YAML file referenced from a template (ASL definition, OpenAPI body)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return yaml_parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{what} is neither JSON nor YAML: {exc.problem}", where=f"{path}{line}") from None
+
+
+# --- samconfig.toml and parameter overrides -------------------------------------------------------------------------
+
+_STRUCTURED_OVERRIDE = re.compile(r"^ParameterKey=(?P<key>[^,]+),ParameterValue=(?P<value>.*)$")
+
+
+def _expand_override_item(item: str) -> list[str]:
+    """One command-line item may hold several pairs as sam writes them: `Stage=prod Note="two words"`.
+
+    It is split (shell quoting) only when every part is a `Name=...` pair, so `Note=two words` stays one value.
+    """
+    try:
+        parts = shlex.split(item)
+    except ValueError:
+        return [item]
+    if len(parts) > 1 and all(re.match(r"[A-Za-z0-9]+=|ParameterKey=", part) for part in parts):
+        return parts
+    if len(parts) == 1 and parts[0] != item and re.match(r"[A-Za-z0-9]+=", parts[0]):
+        return parts  # Name="quoted value" → the value without its quotes
+    return [item]
+
+
+def parse_parameter_overrides(items: Sequence[str]) -> dict[str, str]:
+    """`K=V` items (or `ParameterKey=K,ParameterValue=V`, as sam accepts) → a dict; a malformed item is a UserError.
+
+    An item may also hold several space-separated pairs with shell quoting, as `sam deploy --parameter-overrides`
+    takes them: `"Stage=prod Note='two words'"`.
+    """
+    return _parse_pairs([part for raw in items for part in _expand_override_item(raw)])
+
+
+def _parse_pairs(items: Sequence[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        structured = _STRUCTURED_OVERRIDE.match(item)
+        if structured:
+            key, value = structured.group("key"), structured.group("value")
+        else:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UserError(f"parameter override {item!r} is not of the form Name=Value")
+        key = key.strip()
+        if not re.fullmatch(r"[A-Za-z0-9]+", key):
+            raise UserError(f"parameter override {item!r}: {key!r} is not a valid parameter name (letters and digits)")
+        result[key] = value
+    return result
+
+
+def _split_override_string(text: str, *, where: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"parameter_overrides cannot be split: {exc}", where=where) from None
+
+
+def read_samconfig(path: Path, *, config_env: str = "default") -> SamConfig:
+    """Read stack_name and parameter_overrides; a missing file is an empty config, a malformed one a UserError."""
+    if not path.is_file():
+        return SamConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"samconfig.toml is not valid TOML: {exc}", where=str(path)) from None
+    env = data.get(config_env, {})
+    if not isinstance(env, dict):
+        return SamConfig(path=path)
+    merged: dict[str, Any] = {}
+    for command in ("global", "deploy"):  # deploy wins over global, as in sam
+        section = env.get(command, {})
+        params = section.get("parameters", {}) if isinstance(section, dict) else {}
+        if isinstance(params, dict):
+            merged.update(params)
+    raw = merged.get("parameter_overrides", [])
+    if isinstance(raw, str):
+        items = _split_override_string(raw, where=str(path))
+    elif isinstance(raw, list):
+        items = []
+        for entry in raw:
+            # A list entry may itself hold several space-separated K=V pairs.
+            items.extend(_split_override_string(str(entry), where=str(path)))
+    else:
+        raise UserError("parameter_overrides must be a string or a list of strings", where=str(path))
+    try:
+        overrides = _parse_pairs(items)
+    except UserError as exc:
+        raise UserError(exc.message, where=str(path)) from None
+    stack_name = merged.get("stack_name")
+    return SamConfig(path=path, stack_name=str(stack_name) if stack_name else None, parameter_overrides=overrides)
+
+
+# --- parameters -----------------------------------------------------------------------------------------------------
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_as_text(v) for v in value)
+    return str(value)
+
+
+def _check_number(name: str, text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise UserError(f"parameter {name}: {text!r} is not a Number") from None
+    if not math.isfinite(number):
+        raise UserError(f"parameter {name}: {text!r} is not a finite Number")
+    return number
+
+
+def _validate_one(name: str, text: str, declaration: Mapping[str, Any]) -> None:
+    kind = str(declaration.get("Type", "String"))
+    allowed = declaration.get("AllowedValues")
+    if allowed is not None and text not in [_as_text(a) for a in allowed]:
+        raise UserError(f"parameter {name}: {text!r} is not one of the AllowedValues {[_as_text(a) for a in allowed]}")
+    pattern = declaration.get("AllowedPattern")
+    if pattern is not None and kind == "String" and not re.fullmatch(str(pattern), text):
+        reason = declaration.get("ConstraintDescription") or f"must match the AllowedPattern {pattern}"
+        raise UserError(f"parameter {name}: {text!r} {reason}")
+    if kind == "String":
+        if "MinLength" in declaration and len(text) < int(declaration["MinLength"]):
+            raise UserError(f"parameter {name}: {text!r} is shorter than MinLength {declaration['MinLength']}")
+        if "MaxLength" in declaration and len(text) > int(declaration["MaxLength"]):
+            raise UserError(f"parameter {name}: {text!r} is longer than MaxLength {declaration['MaxLength']}")
+    if kind in ("Number", "List<Number>"):
+        numbers = [text] if kind == "Number" else [part.strip() for part in text.split(",")]
+        for part in numbers:
+            number = _check_number(name, part)
+            if "MinValue" in declaration and number < float(declaration["MinValue"]):
+                raise UserError(f"parameter {name}: {part} is below MinValue {declaration['MinValue']}")
+            if "MaxValue" in declaration and number > float(declaration["MaxValue"]):
+                raise UserError(f"parameter {name}: {part} is above MaxValue {declaration['MaxValue']}")
+
+
+def resolve_parameters(
+    template: Mapping[str, Any],
+    overrides: Mapping[str, str],
+    samconfig: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Each parameter's value: command line → samconfig.toml → template Default, validated against its declaration.
+
+    Returns name → value: a string, or a list of strings for CommaDelimitedList / List<...> types (what Ref gives).
+    """
+    declared = template.get("Parameters") or {}
+    if not isinstance(declared, dict):
+        raise UserError("Parameters must be a mapping")
+    for source, values in (("--parameter-overrides", overrides), ("samconfig.toml", samconfig or {})):
+        unknown = sorted(set(values) - set(declared))
+        if unknown:
+            raise UserError(
+                f"{source}: unknown parameter(s) {', '.join(unknown)}; the template declares: "
+                f"{', '.join(sorted(declared)) or 'none'}"
+            )
+    resolved: dict[str, Any] = {}
+    for name, raw_declaration in declared.items():
+        declaration = raw_declaration or {}
+        kind = str(declaration.get("Type", "String"))
+        if kind.startswith("AWS::SSM::"):
+            raise UserError(f"parameter {name}: type {kind} (SSM parameter lookup) is not supported by the local cloud")
+        if name in overrides:
+            text = overrides[name]
+        elif samconfig and name in samconfig:
+            text = samconfig[name]
+        elif "Default" in declaration:
+            text = _as_text(declaration["Default"])
+        else:
+            raise UserError(f"parameter {name} has no value and no Default: pass --parameter-overrides {name}=...")
+        if kind not in ("String", "Number", *_LIST_TYPES) and not kind.startswith(("AWS::", "List<AWS::")):
+            raise UserError(f"parameter {name}: unknown Type {kind}")
+        _validate_one(name, text, declaration)
+        if kind in _LIST_TYPES or kind.startswith("List<"):
+            resolved[name] = [part.strip() for part in text.split(",")] if text else []
+        else:
+            resolved[name] = text
+    return resolved
+
+
+# --- SAM transform ---------------------------------------------------------------------------------------------------
+
+
+def _transforms(document: Mapping[str, Any]) -> list[str]:
+    declared = document.get("Transform")
+    if declared is None:
+        return []
+    if isinstance(declared, str):
+        return [declared]
+    if isinstance(declared, list):
+        return [str(t) for t in declared]
+    if isinstance(declared, dict) and "Name" in declared:
+        return [str(declared["Name"])]
+    raise UserError(f"Transform {declared!r} is not understood")
+
+
+def _is_local_path(value: Any) -> bool:
+    return isinstance(value, str) and not value.startswith("s3://") and "://" not in value
+
+
+def _local_dir(base: Path, value: str, *, where: str) -> Path:
+    folder = (base / value).resolve()
+    if not folder.is_dir():
+        raise UserError(f"code folder {value!r} does not exist ({folder})", where=where)
+    return folder
+
+
+def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
+    """Lambda puts InlineCode / ZipFile into index.py (Python) or index.js (Node.js); do the same in a temp folder."""
+    folder = Path(tempfile.mkdtemp(prefix=f"lambdalab-inline-{logical_id}-"))
+    name = "index.js" if runtime.startswith("nodejs") else "index.py"
+    (folder / name).write_text(source, encoding="utf-8")
+    return folder
+
+
+def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
+    """Inline local DefinitionUri files and swap local CodeUri folders for a placeholder S3 location.
+
+    samtranslator accepts only S3 locations for CodeUri; the code runs in place locally, so the real folder is kept
+    in the returned side table (logical id → folder) and the S3 key names the logical id.
+    """
+    code_dirs: dict[str, Path] = {}
+    globals_function = (
+        ((document.get("Globals") or {}).get("Function") or {}) if isinstance(document.get("Globals"), dict) else {}
+    )
+    global_code = globals_function.get("CodeUri")
+    global_runtime = str(globals_function.get("Runtime", ""))
+    for logical_id, resource in document["Resources"].items():
+        if not isinstance(resource, dict):
+            continue
+        kind = resource.get("Type")
+        props = resource.setdefault("Properties", {}) if kind and str(kind).startswith("AWS::Serverless::") else None
+        where = f"{template_path}: Resources.{logical_id}"
+        if kind == "AWS::Serverless::Function" and isinstance(props, dict):
+            if props.get("PackageType") == "Image":
+                continue
+            if "InlineCode" in props:
+                runtime = str(props.get("Runtime", global_runtime))
+                code_dirs[logical_id] = _write_inline_code(logical_id, str(props["InlineCode"]), runtime)
+                continue
+            code_uri = props.get("CodeUri", global_code)
+            if code_uri is None:
+                raise UserError("a function needs CodeUri (or InlineCode)", where=where)
+            if _is_local_path(code_uri):
+                code_dirs[logical_id] = _local_dir(base, str(code_uri), where=where)
+                props["CodeUri"] = {"Bucket": LOCAL_CODE_BUCKET, "Key": logical_id}
+        elif kind == "AWS::Serverless::LayerVersion" and isinstance(props, dict):
+            content_uri = props.get("ContentUri")
+            if _is_local_path(content_uri):
+                code_dirs[logical_id] = _local_dir(base, str(content_uri), where=where)
+                props["ContentUri"] = {"Bucket": LOCAL_CODE_BUCKET, "Key": logical_id}
+        elif kind == "AWS::Serverless::Application" and isinstance(props, dict):
+            location = props.get("Location")
+            if isinstance(location, dict):
+                # samtranslator would call the Serverless Application Repository over the network; the local cloud
+                # never does. The nested stack it becomes is reported as not created.
+                app = f"{location.get('ApplicationId')}@{location.get('SemanticVersion')}"
+                props["Location"] = f"https://lambdalab.invalid/serverlessrepo/{app}"
+        elif kind == "AWS::Serverless::StateMachine" and isinstance(props, dict):
+            uri = props.get("DefinitionUri")
+            if _is_local_path(uri) and "Definition" not in props:
+                props["Definition"] = load_structured_file(base / str(uri), what="state machine definition")
+                del props["DefinitionUri"]
+        elif kind in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi") and isinstance(props, dict):
+            uri = props.get("DefinitionUri")
+            if _is_local_path(uri) and "DefinitionBody" not in props:
+                props["DefinitionBody"] = load_structured_file(base / str(uri), what="OpenAPI definition")
+                del props["DefinitionUri"]
+    return code_dirs
+
+
+def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
+    """Plain AWS::Lambda::Function resources: `Code: ./folder` (as `sam package` allows) or `Code.ZipFile`."""
+    code_dirs: dict[str, Path] = {}
+    for logical_id, resource in document["Resources"].items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        props = resource.get("Properties") or {}
+        code = props.get("Code")
+        where = f"{template_path}: Resources.{logical_id}.Properties.Code"
+        if isinstance(code, str) and _is_local_path(code):
+            code_dirs[logical_id] = _local_dir(base, code, where=where)
+        elif isinstance(code, dict) and isinstance(code.get("ZipFile"), str):
+            code_dirs[logical_id] = _write_inline_code(logical_id, code["ZipFile"], str(props.get("Runtime", "")))
+    return code_dirs
+
+
+def _transform_error(path: Path, exc: ExceptionWithMessage) -> UserError:
+    causes = getattr(exc, "causes", None) or [exc]
+    lines = [f"  - {cause.message}" for cause in causes]
+    return UserError("the SAM transform failed:\n" + "\n".join(lines), where=str(path))
+
+
+def load_template(
+    template_path: Path,
+    *,
+    parameter_values: Mapping[str, Any],
+    region: str,
+    account_id: str,
+    stack_name: str,
+    document: dict[str, Any] | None = None,
+) -> LoadedTemplate:
+    """Load, prepare and (if it declares the SAM transform) transform a template to plain CloudFormation.
+
+    `document` is the already parsed template, when the caller has it (to read its Parameters first).
+    """
+    original = document if document is not None else load_document(template_path)
+    base = template_path.resolve().parent
+    document = copy.deepcopy(original)
+    transforms = _transforms(document)
+    warnings: list[str] = []
+    unknown = [t for t in transforms if t not in (SAM_TRANSFORM, LANGUAGE_EXTENSIONS)]
+    if unknown:
+        raise UserError(
+            f"transform(s) {', '.join(unknown)} are not supported by the local cloud", where=str(template_path)
+        )
+    code_dirs: dict[str, Path] = {}
+    if SAM_TRANSFORM in transforms:
+        code_dirs.update(_prepare_sam(document, base, template_path))
+        values: dict[str, Any] = {
+            **parameter_values,
+            "AWS::Region": region,
+            "AWS::AccountId": account_id,
+            "AWS::StackName": stack_name,
+            "AWS::Partition": "aws",
+        }
+        ArnGenerator.BOTO_SESSION_REGION_NAME = region
+        # A session with the lab's fake credentials: nothing in the transform may reach AWS with the host's.
+        session = boto3.session.Session(
+            region_name=region,
+            aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+            aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+            aws_session_token=constants.FAKE_SESSION_TOKEN,
+        )
+        translator = Translator(None, Parser(), boto_session=session)
+        loader = ManagedPolicyLoader()
+        try:
+            transformed = translator.translate(document, parameter_values=values, get_managed_policy_map=loader.load)
+        except InvalidDocumentException as exc:
+            raise _transform_error(template_path, exc) from None
+        except ExceptionWithMessage as exc:
+            raise _transform_error(template_path, exc) from None
+    else:
+        transformed = document
+    code_dirs.update(_collect_cfn_code(transformed, base, template_path))
+    # Functions that came from SAM keep their logical id, but map S3 keys too (a SAM-generated id may differ).
+    for logical_id, resource in transformed.get("Resources", {}).items():
+        props = (resource.get("Properties") or {}) if isinstance(resource, dict) else {}
+        code = props.get("Code") or props.get("Content")
+        if isinstance(code, dict) and code.get("S3Bucket") == LOCAL_CODE_BUCKET:
+            source = str(code.get("S3Key"))
+            if source in code_dirs:
+                code_dirs[logical_id] = code_dirs[source]
+    return LoadedTemplate(
+        path=template_path, original=original, transformed=transformed, code_dirs=code_dirs, warnings=warnings
+    )
