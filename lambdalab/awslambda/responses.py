@@ -1,0 +1,549 @@
+"""The Lambda REST API on aiohttp: parse the request, call the service, shape the answer in AWS's form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import re
+import time
+import uuid
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from lambdalab.awslambda.control import EventInvokeConfigSpec
+from lambdalab.awslambda.exceptions import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    LambdaApiError,
+    ProvisionedConcurrencyConfigNotFoundException,
+    ResourceNotFoundException,
+    ServiceException,
+    UnknownOperationError,
+)
+from lambdalab.awslambda.models import LATEST, FunctionVersion, LambdaFunction, split_function_name
+from lambdalab.awslambda.service import LambdaService, function_spec_from_api
+
+LOG = logging.getLogger(__name__)
+
+Handler = Callable[["LambdaApi", web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
+_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "/?$")
+
+    def register(fn: Handler) -> Handler:
+        _ROUTES.append((method, compiled, fn))
+        return fn
+
+    return register
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        content_type="application/json",
+        headers={"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})},
+    )
+
+
+def _empty(status: int) -> web.Response:
+    return web.Response(status=status, headers={"x-amzn-RequestId": str(uuid.uuid4())})
+
+
+def error_response(exc: LambdaApiError) -> web.Response:
+    return web.Response(
+        body=json.dumps(exc.body()).encode(),
+        status=exc.status,
+        content_type="application/json",
+        headers={"x-amzn-RequestId": str(uuid.uuid4()), "x-amzn-ErrorType": exc.code, **exc.headers},
+    )
+
+
+async def _body_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise InvalidRequestContentException("Could not parse request body into json") from None
+    if not isinstance(parsed, dict):
+        raise InvalidRequestContentException("Could not parse request body into json: expected an object")
+    return parsed
+
+
+def _int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{value}' at '{key}' must be an integer"
+        )
+    return value
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+@dataclass
+class LambdaApi:
+    """Routes Lambda API requests to the service. `code_root` is where CreateFunction unpacks zip files."""
+
+    service: LambdaService
+    code_root: Path
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        for method, pattern, fn in _ROUTES:
+            if method != request.method:
+                continue
+            match = pattern.match(path)
+            if match:
+                params = {k: unquote(v) for k, v in match.groupdict().items()}
+                try:
+                    return await fn(self, request, params)
+                except LambdaApiError as exc:
+                    return error_response(exc)
+                except Exception as exc:
+                    LOG.exception("Lambda API %s %s failed", request.method, path)
+                    return error_response(ServiceException(f"Internal error in the local Lambda service: {exc}"))
+        return error_response(
+            UnknownOperationError(f"The local Lambda API does not serve {request.method} {request.rel_url.path}")
+        )
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def configuration(self, function: LambdaFunction, version: FunctionVersion) -> dict[str, Any]:
+        spec = version.spec
+        config: dict[str, Any] = {
+            "FunctionName": function.name,
+            "FunctionArn": function.qualified_arn(None if version.version == LATEST else version.version),
+            "Runtime": spec.runtime,
+            "Role": spec.role or f"arn:aws:iam::{self.service.config.account_id}:role/lambdalab-local",
+            "Handler": spec.handler,
+            "CodeSize": sum(p.stat().st_size for p in spec.code_dir.rglob("*") if p.is_file()),
+            "Description": version.description or spec.description,
+            "Timeout": spec.timeout_s,
+            "MemorySize": spec.memory_mb,
+            "LastModified": version.last_modified,
+            "CodeSha256": version.code_sha256,
+            "Version": version.version,
+            "TracingConfig": {"Mode": spec.tracing},
+            "RevisionId": version.revision_id,
+            "State": "Active",
+            "LastUpdateStatus": "Successful",
+            "PackageType": "Zip",
+            "Architectures": list(spec.architectures),
+            "EphemeralStorage": {"Size": 512},
+            "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function.name}"},
+        }
+        if spec.environment:
+            config["Environment"] = {"Variables": dict(spec.environment)}
+        if spec.dead_letter_target_arn:
+            config["DeadLetterConfig"] = {"TargetArn": spec.dead_letter_target_arn}
+        return config
+
+    def function_and_qualifier(self, name: str, request: web.Request) -> tuple[LambdaFunction, str | None]:
+        function = self.service.store.get(name)
+        _, embedded = split_function_name(name)
+        return function, request.query.get("Qualifier") or embedded
+
+    def pc_config(self, function: LambdaFunction, qualifier: str) -> dict[str, Any]:
+        status = self.service.policy.provisioned_status(function.name, qualifier)
+        if status is None:
+            raise ProvisionedConcurrencyConfigNotFoundException(
+                f"No Provisioned Concurrency Config found for this function: {function.qualified_arn(qualifier)}"
+            )
+        config: dict[str, Any] = {
+            "RequestedProvisionedConcurrentExecutions": status.requested,
+            "AvailableProvisionedConcurrentExecutions": status.available,
+            "AllocatedProvisionedConcurrentExecutions": status.allocated,
+            "Status": status.status,
+            "LastModified": _iso(time.time()),
+        }
+        if status.status_reason:
+            config["StatusReason"] = status.status_reason
+        return config
+
+
+# --- invoke -----------------------------------------------------------------------------------------------------------
+
+
+@route("POST", "/2015-03-31/functions/{name}/invocations")
+async def invoke(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    payload = await request.read()
+    outcome = await api.service.invoke(
+        p["name"],
+        request.query.get("Qualifier"),
+        payload,
+        invocation_type=request.headers.get("X-Amz-Invocation-Type", "RequestResponse"),
+        log_type=request.headers.get("X-Amz-Log-Type", "None"),
+        trace_header=request.headers.get("X-Amzn-Trace-Id"),
+        client_context=request.headers.get("X-Amz-Client-Context"),
+    )
+    headers = {"x-amzn-RequestId": outcome.request_id}
+    if outcome.executed_version is not None and outcome.status == 200:
+        headers["X-Amz-Executed-Version"] = outcome.executed_version
+    if outcome.function_error:
+        headers["X-Amz-Function-Error"] = outcome.function_error
+    if outcome.log_result is not None:
+        headers["X-Amz-Log-Result"] = outcome.log_result
+    return web.Response(body=outcome.body, status=outcome.status, headers=headers, content_type="application/json")
+
+
+# --- functions ----------------------------------------------------------------------------------------------------
+
+
+@route("GET", "/2015-03-31/functions")
+async def list_functions(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    functions = api.service.store.all()
+    show_all = request.query.get("FunctionVersion") == "ALL"
+    configs = []
+    for function in functions:
+        configs.append(api.configuration(function, function.latest))
+        if show_all:
+            configs.extend(api.configuration(function, v) for v in function.versions.values())
+    start = int(request.query.get("Marker", "0") or 0)
+    limit = int(request.query.get("MaxItems", "50") or 50)
+    page = configs[start : start + limit]
+    body: dict[str, Any] = {"Functions": page}
+    if start + limit < len(configs):
+        body["NextMarker"] = str(start + limit)
+    return _json(body)
+
+
+@route("POST", "/2015-03-31/functions")
+async def create_function(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    for key in ("FunctionName", "Role", "Code"):
+        if key not in body:
+            raise InvalidParameterValueException(f"1 validation error detected: '{key}' is required")
+    code = body["Code"] or {}
+    if "ZipFile" not in code:
+        raise InvalidParameterValueException(
+            "The local cloud needs the code inline (Code.ZipFile, e.g. aws lambda create-function --zip-file fileb://f.zip)"
+        )
+    try:
+        raw = base64.b64decode(code["ZipFile"], validate=True)
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except (binascii.Error, zipfile.BadZipFile, ValueError):
+        raise InvalidParameterValueException(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from None
+    target = api.code_root / f"{body['FunctionName']}-{uuid.uuid4().hex[:8]}"
+    target.mkdir(parents=True, exist_ok=True)
+    for member in archive.namelist():
+        resolved = (target / member).resolve()
+        if not str(resolved).startswith(str(target.resolve())):
+            raise InvalidParameterValueException(f"Zip entry {member!r} points outside the function's folder")
+    archive.extractall(target)
+    spec = function_spec_from_api(body, target)
+    api.service.create_function(spec)
+    function = api.service.store.get(spec.name)
+    if body.get("Publish"):
+        api.service.publish_version(spec.name, body.get("Description", ""))
+    return _json(api.configuration(function, function.latest), status=201)
+
+
+@route("GET", "/2015-03-31/functions/{name}")
+async def get_function(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    _, version = function.resolve(qualifier)
+    body: dict[str, Any] = {
+        "Configuration": api.configuration(function, version),
+        "Code": {"RepositoryType": "Local", "Location": version.spec.code_dir.resolve().as_uri()},
+    }
+    if function.reserved is not None:
+        body["Concurrency"] = {"ReservedConcurrentExecutions": function.reserved}
+    if version.spec.tags:
+        body["Tags"] = dict(version.spec.tags)
+    return _json(body)
+
+
+@route("GET", "/2015-03-31/functions/{name}/configuration")
+async def get_function_configuration(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    _, version = function.resolve(qualifier)
+    return _json(api.configuration(function, version))
+
+
+@route("PUT", "/2015-03-31/functions/{name}/configuration")
+async def update_function_configuration(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    changes: dict[str, Any] = {}
+    if "Timeout" in body:
+        changes["timeout_s"] = _int(body, "Timeout")
+    if "MemorySize" in body:
+        changes["memory_mb"] = _int(body, "MemorySize")
+    if "Environment" in body:
+        variables = (body["Environment"] or {}).get("Variables") or {}
+        changes["environment"] = {str(k): str(v) for k, v in variables.items()}
+    if "Handler" in body:
+        changes["handler"] = str(body["Handler"])
+    if "Description" in body:
+        changes["description"] = str(body["Description"])
+    if "TracingConfig" in body:
+        changes["tracing"] = (body["TracingConfig"] or {}).get("Mode", "PassThrough")
+    latest = api.service.update_function_configuration(p["name"], **changes)
+    function = api.service.store.get(p["name"])
+    return _json(api.configuration(function, latest))
+
+
+@route("DELETE", "/2015-03-31/functions/{name}")
+async def delete_function(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    api.service.delete_function(p["name"], request.query.get("Qualifier"))
+    return _empty(204)
+
+
+# --- versions and aliases -----------------------------------------------------------------------------------------
+
+
+@route("POST", "/2015-03-31/functions/{name}/versions")
+async def publish_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    number = api.service.publish_version(p["name"], body.get("Description", ""))
+    function = api.service.store.get(p["name"])
+    return _json(api.configuration(function, function.version(number)), status=201)
+
+
+@route("GET", "/2015-03-31/functions/{name}/versions")
+async def list_versions(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function = api.service.store.get(p["name"])
+    versions = [function.latest, *function.versions.values()]
+    return _json({"Versions": [api.configuration(function, v) for v in versions]})
+
+
+def _alias_body(function: LambdaFunction, name: str) -> dict[str, Any]:
+    alias = function.aliases.get(name)
+    if alias is None:
+        raise ResourceNotFoundException(f"Alias not found: {function.arn}:{name}")
+    return {
+        "AliasArn": function.qualified_arn(name),
+        "Name": name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+
+
+@route("POST", "/2015-03-31/functions/{name}/aliases")
+async def create_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    for key in ("Name", "FunctionVersion"):
+        if key not in body:
+            raise InvalidParameterValueException(f"1 validation error detected: '{key}' is required")
+    if body.get("RoutingConfig"):
+        raise InvalidParameterValueException("Weighted aliases (RoutingConfig) are not supported by the local cloud.")
+    api.service.create_alias(p["name"], body["Name"], str(body["FunctionVersion"]), body.get("Description", ""))
+    return _json(_alias_body(api.service.store.get(p["name"]), body["Name"]), status=201)
+
+
+@route("GET", "/2015-03-31/functions/{name}/aliases")
+async def list_aliases(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function = api.service.store.get(p["name"])
+    wanted = request.query.get("FunctionVersion")
+    aliases = [
+        _alias_body(function, name)
+        for name, alias in sorted(function.aliases.items())
+        if wanted is None or alias.function_version == wanted
+    ]
+    return _json({"Aliases": aliases})
+
+
+@route("GET", "/2015-03-31/functions/{name}/aliases/{alias}")
+async def get_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return _json(_alias_body(api.service.store.get(p["name"]), p["alias"]))
+
+
+@route("PUT", "/2015-03-31/functions/{name}/aliases/{alias}")
+async def update_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    version = body.get("FunctionVersion")
+    api.service.update_alias(p["name"], p["alias"], None if version is None else str(version), body.get("Description"))
+    return _json(_alias_body(api.service.store.get(p["name"]), p["alias"]))
+
+
+@route("DELETE", "/2015-03-31/functions/{name}/aliases/{alias}")
+async def delete_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function = api.service.store.get(p["name"])
+    _alias_body(function, p["alias"])
+    api.service.delete_alias(p["name"], p["alias"])
+    return _empty(204)
+
+
+# --- concurrency ----------------------------------------------------------------------------------------------------
+
+
+@route("PUT", "/2017-10-31/functions/{name}/concurrency")
+async def put_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    reserved = _int(body, "ReservedConcurrentExecutions")
+    if reserved < 0:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{reserved}' at 'reservedConcurrentExecutions' failed to satisfy "
+            "constraint: Member must have value greater than or equal to 0"
+        )
+    api.service.put_function_concurrency(p["name"], reserved)
+    return _json({"ReservedConcurrentExecutions": reserved})
+
+
+@route("GET", "/2019-09-30/functions/{name}/concurrency")
+async def get_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function = api.service.store.get(p["name"])
+    return _json({} if function.reserved is None else {"ReservedConcurrentExecutions": function.reserved})
+
+
+@route("DELETE", "/2017-10-31/functions/{name}/concurrency")
+async def delete_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    api.service.delete_function_concurrency(p["name"])
+    return _empty(204)
+
+
+@route("PUT", "/2019-09-30/functions/{name}/provisioned-concurrency")
+async def put_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    count = _int(body, "ProvisionedConcurrentExecutions")
+    if count < 1:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{count}' at 'provisionedConcurrentExecutions' failed to satisfy "
+            "constraint: Member must have value greater than or equal to 1"
+        )
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    if not qualifier:
+        raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
+    api.service.put_provisioned_concurrency(function.name, qualifier, count)
+    return _json(api.pc_config(function, qualifier), status=202)
+
+
+@route("GET", "/2019-09-30/functions/{name}/provisioned-concurrency")
+async def get_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    if request.query.get("List") == "ALL":
+        configs = []
+        for q in sorted(function.provisioned):
+            configs.append({"FunctionArn": function.qualified_arn(q), **api.pc_config(function, q)})
+        return _json({"ProvisionedConcurrencyConfigs": configs})
+    if not qualifier:
+        raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
+    return _json(api.pc_config(function, qualifier))
+
+
+@route("DELETE", "/2019-09-30/functions/{name}/provisioned-concurrency")
+async def delete_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    if not qualifier:
+        raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
+    api.service.delete_provisioned_concurrency(function.name, qualifier)
+    return _empty(204)
+
+
+@route("GET", "/2016-08-19/account-settings")
+async def get_account_settings(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return _json(api.service.account_settings())
+
+
+# --- asynchronous invocation configuration --------------------------------------------------------------------------
+
+
+def _event_invoke_body(api: LambdaApi, function: LambdaFunction, qualifier: str) -> dict[str, Any]:
+    config = function.event_invoke.get(qualifier)
+    if config is None:
+        raise ResourceNotFoundException(
+            f"The function {function.qualified_arn(qualifier)} doesn't have an EventInvokeConfig"
+        )
+    destinations: dict[str, Any] = {}
+    if config.on_success:
+        destinations["OnSuccess"] = {"Destination": config.on_success}
+    if config.on_failure:
+        destinations["OnFailure"] = {"Destination": config.on_failure}
+    return {
+        "LastModified": config.last_modified,
+        "FunctionArn": function.qualified_arn(qualifier),
+        "MaximumRetryAttempts": config.maximum_retry_attempts,
+        "MaximumEventAgeInSeconds": config.maximum_event_age_s,
+        "DestinationConfig": destinations,
+    }
+
+
+async def _put_event_invoke(api: LambdaApi, request: web.Request, p: dict[str, str], merge: bool) -> web.Response:
+    body = await _body_json(request)
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    qualifier = qualifier or LATEST
+    previous = function.event_invoke.get(qualifier)
+    destinations = body.get("DestinationConfig") or {}
+
+    def pick(key: str, old: Any) -> Any:
+        return body.get(key, old if merge else None)
+
+    spec = EventInvokeConfigSpec(
+        function_name=function.name,
+        qualifier=qualifier,
+        maximum_retry_attempts=pick("MaximumRetryAttempts", previous and previous.maximum_retry_attempts),
+        maximum_event_age_s=pick("MaximumEventAgeInSeconds", previous and previous.maximum_event_age_s),
+        on_success_destination=(destinations.get("OnSuccess") or {}).get("Destination")
+        or (previous.on_success if merge and previous else None),
+        on_failure_destination=(destinations.get("OnFailure") or {}).get("Destination")
+        or (previous.on_failure if merge and previous else None),
+    )
+    api.service.put_event_invoke_config(spec)
+    return _json(_event_invoke_body(api, function, qualifier))
+
+
+@route("PUT", "/2019-09-25/functions/{name}/event-invoke-config")
+async def put_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return await _put_event_invoke(api, request, p, merge=False)
+
+
+@route("POST", "/2019-09-25/functions/{name}/event-invoke-config")
+async def update_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return await _put_event_invoke(api, request, p, merge=True)
+
+
+@route("GET", "/2019-09-25/functions/{name}/event-invoke-config")
+async def get_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    return _json(_event_invoke_body(api, function, qualifier or LATEST))
+
+
+@route("GET", "/2019-09-25/functions/{name}/event-invoke-config/list")
+async def list_event_invoke_configs(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function = api.service.store.get(p["name"])
+    configs = [_event_invoke_body(api, function, q) for q in sorted(function.event_invoke)]
+    return _json({"FunctionEventInvokeConfigs": configs})
+
+
+@route("DELETE", "/2019-09-25/functions/{name}/event-invoke-config")
+async def delete_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    function, qualifier = api.function_and_qualifier(p["name"], request)
+    _event_invoke_body(api, function, qualifier or LATEST)
+    api.service.delete_event_invoke_config(function.name, qualifier or LATEST)
+    return _empty(204)
+
+
+# --- permissions (recorded, not enforced locally) -------------------------------------------------------------------
+
+
+@route("POST", "/2015-03-31/functions/{name}/policy")
+async def add_permission(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    function = api.service.store.get(p["name"])
+    statement = {
+        "Sid": body.get("StatementId", str(uuid.uuid4())),
+        "Effect": "Allow",
+        "Principal": {"Service": body.get("Principal", "")},
+        "Action": body.get("Action", "lambda:InvokeFunction"),
+        "Resource": function.arn,
+    }
+    return _json({"Statement": json.dumps(statement)}, status=201)

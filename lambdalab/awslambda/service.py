@@ -1,0 +1,859 @@
+"""The local Lambda service: functions, invocations and the concurrency policy, driving execution environments.
+
+Everything here runs on one asyncio event loop. The pure policy (policy.py, asyncq.py) decides; this module acts:
+it spawns and kills environment processes, hands events to them, and reports each invocation to the observers.
+Calls from other threads (the deployer) go through `ThreadSafeControl`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from lambdalab import constants
+from lambdalab.awslambda.asyncq import Action, AsyncEvent, AsyncQueue, Disposition
+from lambdalab.awslambda.asyncq import EventInvokeConfig as QueueInvokeConfig
+from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.environments import (
+    Environment,
+    EnvironmentHost,
+    EnvironmentSpec,
+    InvokeRequest,
+    InvokeResult,
+    InvokeStatus,
+)
+from lambdalab.awslambda.exceptions import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    LambdaApiError,
+    ProvisionedConcurrencyConfigNotFoundException,
+    RequestTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    TooManyRequestsException,
+)
+from lambdalab.awslambda.models import LATEST, FunctionStore, FunctionVersion, LambdaFunction
+from lambdalab.awslambda.policy import Admitted, ConcurrencyPolicy, Limits, PolicyError, StartKind, Throttled
+from lambdalab.clock import WallClock
+from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
+from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
+from lambdalab.observe.xray import TracePlan, plan_trace
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    region: str = constants.DEFAULT_REGION
+    account_id: str = constants.DEFAULT_ACCOUNT_ID
+    endpoint_url: str = ""  # the local cloud's URL, handed to functions as AWS_ENDPOINT_URL
+    time_scale: float = constants.DEFAULT_TIME_SCALE
+    limits: Limits = field(default_factory=Limits)
+    reap_interval_s: float = 5.0
+    xray_daemon_address: str | None = None
+
+
+@dataclass(frozen=True)
+class InvokeOutcome:
+    """What the Invoke API answers."""
+
+    status: int
+    body: bytes
+    request_id: str
+    executed_version: str | None = None
+    function_error: str | None = None  # "Unhandled" when the function failed
+    log_result: str | None = None  # base64 of the log tail when LogType=Tail
+
+
+class Telemetry(Protocol):
+    """Where the service reports (lambdalab.observe.pipeline.Telemetry). Hooks must be cheap and never raise."""
+
+    def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan: ...
+
+    def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None: ...
+
+    def environment(self, event: EnvironmentEvent) -> None: ...
+
+    def concurrency(self, snapshot: ConcurrencySnapshot) -> None: ...
+
+
+class NullTelemetry:
+    """Reports nowhere; traces are still planned so environments get a well-formed header."""
+
+    def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan:
+        return plan_trace(incoming, tracing_active, False)
+
+    def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None:
+        pass
+
+    def environment(self, event: EnvironmentEvent) -> None:
+        pass
+
+    def concurrency(self, snapshot: ConcurrencySnapshot) -> None:
+        pass
+
+
+@dataclass
+class _Attempt:
+    """One invocation attempt in progress: what the record needs, filled in as it goes."""
+
+    request_id: str
+    function: LambdaFunction
+    qualifier: str
+    version: FunctionVersion
+    invocation_type: str
+    received_at: float
+    trace_header: str | None
+    attempt: int = 1
+
+
+class LambdaService:
+    """The Lambda API's behaviour. Methods are called on the event loop thread unless noted."""
+
+    def __init__(self, host: EnvironmentHost, config: ServiceConfig, telemetry: Telemetry | None = None) -> None:
+        self.config = config
+        self.host = host
+        self.store = FunctionStore(config.region, config.account_id)
+        self.clock = WallClock()
+        self.policy = ConcurrencyPolicy(self.clock, config.limits)
+        self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
+        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self.envs: dict[str, Environment] = {}
+        self._env_specs: dict[str, tuple[LambdaFunction, FunctionVersion]] = {}
+        self._ready: dict[str, asyncio.Future[bool]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._queue_wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._spawn_task(self._reaper(), "reaper")
+        self._spawn_task(self._async_dispatcher(), "async-dispatcher")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._queue_wakeup.set()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for env in list(self.envs.values()):
+            await env.kill()
+        self.envs.clear()
+
+    def _spawn_task(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self._stopping:
+            LOG.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    # --- control: functions, versions, aliases --------------------------------------------------------------------
+
+    def create_function(self, spec: FunctionSpec) -> str:
+        function = self.store.create(spec)
+        self.policy.add_function(function.name)
+        self._configure_queue(function)
+        if spec.reserved_concurrency is not None:
+            self.put_function_concurrency(function.name, spec.reserved_concurrency)
+        return function.arn
+
+    def delete_function(self, name: str, qualifier: str | None = None) -> None:
+        function = self.store.get(name)
+        if qualifier is not None:
+            raise InvalidParameterValueException("Deleting a single version is not supported by the local cloud.")
+        for env_id in self.policy.remove_function(function.name):
+            self._kill_later(env_id, "killed")
+        self.store.delete(function.name)
+
+    def update_function_configuration(self, name: str, **changes: Any) -> FunctionVersion:
+        function = self.store.get(name)
+        latest = self.store.update_configuration(function, **changes)
+        # Environments of $LATEST run the old configuration: retire the idle ones, as a new deployment does.
+        for record in self.policy.environments(function.name):
+            if record.version == LATEST and record.state.name == "IDLE":
+                self.policy.discard(record.env_id)
+                self._kill_later(record.env_id, "killed")
+        return latest
+
+    def publish_version(self, function_name: str, description: str = "") -> str:
+        function = self.store.get(function_name)
+        return self.store.publish_version(function, description).version
+
+    def create_alias(self, function_name: str, alias_name: str, function_version: str, description: str = "") -> str:
+        function = self.store.get(function_name)
+        self.store.create_alias(function, alias_name, function_version, description)
+        return function.qualified_arn(alias_name)
+
+    def update_alias(self, function_name: str, alias_name: str, function_version: str | None, description: str | None):
+        function = self.store.get(function_name)
+        alias = function.aliases.get(alias_name)
+        if alias is None:
+            raise ResourceNotFoundException(f"Alias not found: {function.arn}:{alias_name}")
+        if function_version is not None and function_version != alias.function_version:
+            if alias_name in function.provisioned:
+                raise ResourceConflictException(
+                    "Alias with provisioned concurrency cannot be updated to a new version locally; delete the "
+                    "provisioned concurrency config first."
+                )
+            function.version(function_version)
+            alias.function_version = function_version
+        if description is not None:
+            alias.description = description
+        alias.revision_id = str(uuid.uuid4())
+        return alias
+
+    def delete_alias(self, function_name: str, alias_name: str) -> None:
+        function = self.store.get(function_name)
+        if alias_name in function.provisioned:
+            self.delete_provisioned_concurrency(function_name, alias_name)
+        function.aliases.pop(alias_name, None)
+
+    def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
+        return self.store.get(function_name).qualified_arn(qualifier)
+
+    # --- control: concurrency -------------------------------------------------------------------------------------
+
+    def put_function_concurrency(self, function_name: str, reserved: int) -> None:
+        function = self.store.get(function_name)
+        try:
+            self.policy.set_reserved(function.name, reserved)
+        except PolicyError as exc:
+            raise _policy_error(exc) from None
+        function.reserved = reserved
+        self._concurrency_changed()
+
+    def delete_function_concurrency(self, function_name: str) -> None:
+        function = self.store.get(function_name)
+        self.policy.set_reserved(function.name, None)
+        function.reserved = None
+        self._concurrency_changed()
+
+    def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None:
+        function = self.store.get(function_name)
+        if qualifier in (None, "", LATEST):
+            raise InvalidParameterValueException(
+                "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+            )
+        _, version = function.resolve(qualifier)
+        try:
+            change = self.policy.set_provisioned(function.name, qualifier, version.version, count)
+        except PolicyError as exc:
+            raise _policy_error(exc) from None
+        function.provisioned[qualifier] = count
+        for env_id in change.retire:
+            self._kill_later(env_id, "killed")
+        for env_id in change.create:
+            self._start_provisioned(env_id, function, version)
+        self._concurrency_changed()
+
+    def delete_provisioned_concurrency(self, function_name: str, qualifier: str) -> None:
+        function = self.store.get(function_name)
+        if qualifier not in function.provisioned:
+            raise ProvisionedConcurrencyConfigNotFoundException(
+                f"No Provisioned Concurrency Config found for this function: {function.qualified_arn(qualifier)}"
+            )
+        for env_id in self.policy.delete_provisioned(function.name, qualifier):
+            self._kill_later(env_id, "killed")
+        del function.provisioned[qualifier]
+        self._concurrency_changed()
+
+    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
+        function = self.store.get(spec.function_name)
+        self.store.put_event_invoke_config(function, spec, time.time())
+        self._configure_queue(function)
+
+    def delete_event_invoke_config(self, function_name: str, qualifier: str) -> None:
+        function = self.store.get(function_name)
+        function.event_invoke.pop(qualifier, None)
+        self.queue.configure(function.name, None if qualifier == LATEST else qualifier, None)
+
+    # --- environments ---------------------------------------------------------------------------------------------
+
+    def _environment_spec(self, env_id: str, function: LambdaFunction, version: FunctionVersion, init_type: str):
+        spec = version.spec
+        return EnvironmentSpec(
+            env_id=env_id,
+            function_name=function.name,
+            function_arn=function.arn,
+            version=version.version,
+            handler=spec.handler,
+            code_dir=spec.code_dir,
+            runtime=spec.runtime,
+            memory_mb=spec.memory_mb,
+            timeout_s=float(spec.timeout_s),
+            user_environment=dict(spec.environment),
+            init_type=init_type,
+            region=self.config.region,
+            account_id=self.config.account_id,
+            log_group=f"/aws/lambda/{function.name}",
+            endpoint_url=self.config.endpoint_url,
+            xray_daemon_address=self.config.xray_daemon_address,
+            init_cap_s=self.config.limits.init_cap_s if init_type == "on-demand" else None,
+        )
+
+    def _environment_event(self, env_id: str, event: str, detail: str | None = None) -> None:
+        try:
+            record = self.policy.environment(env_id)
+        except KeyError:
+            return
+        self.telemetry.environment(
+            EnvironmentEvent(
+                environment_id=env_id,
+                function_name=record.function,
+                version=record.version,
+                pool=record.pool.value,
+                event=event,
+                at=time.time(),
+                detail=detail,
+            )
+        )
+
+    def _start_provisioned(self, env_id: str, function: LambdaFunction, version: FunctionVersion) -> None:
+        self._spawn_task(self._prewarm(env_id, function, version), f"prewarm-{env_id}")
+
+    async def _prewarm(self, env_id: str, function: LambdaFunction, version: FunctionVersion) -> None:
+        spec = self._environment_spec(env_id, function, version, "provisioned-concurrency")
+        try:
+            env = await self.host.spawn(spec)
+        except Exception as exc:  # the fork server is gone or the OS refused: the config fails, as on AWS
+            LOG.exception("could not start provisioned environment %s", env_id)
+            self.policy.init_failed(env_id, str(exc))
+            return
+        self.envs[env_id] = env
+        self._environment_event(env_id, "created")
+        result = await env.wait_ready()
+        if result.ok:
+            self.policy.init_finished(env_id)
+            self._environment_event(env_id, "ready", f"init {(result.init_duration_s or 0) * 1000:.1f} ms")
+        else:
+            self.policy.init_failed(env_id, f"{result.error_type}: {result.error_message}")
+            self._environment_event(env_id, "init_error", result.error_type)
+            self._forget(env_id)
+            await env.kill()
+        self._concurrency_changed()
+
+    def _kill_later(self, env_id: str, event: str) -> None:
+        env = self.envs.get(env_id)
+        self._environment_event(env_id, event)
+        self._forget(env_id)
+        if env is not None:
+            self._spawn_task(env.kill(), f"kill-{env_id}")
+
+    def _forget(self, env_id: str) -> None:
+        self.envs.pop(env_id, None)
+
+    async def _reaper(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.config.reap_interval_s)
+            for env_id in self.policy.reap_idle():
+                self._kill_later(env_id, "reaped")
+
+    # --- invoke ---------------------------------------------------------------------------------------------------
+
+    def validate_payload(self, payload: bytes, invocation_type: str) -> bytes:
+        limit = constants.ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else constants.SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            raise RequestTooLargeException(
+                f"Request must be smaller than {limit} bytes for the {invocation_type} invocation type",
+            )
+        if not payload.strip():
+            return b"{}"
+        try:
+            json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequestContentException(
+                "Could not parse request body into json: the payload is not JSON"
+            ) from None
+        return payload
+
+    async def invoke(
+        self,
+        function_name: str,
+        qualifier: str | None,
+        payload: bytes,
+        *,
+        invocation_type: str = "RequestResponse",
+        log_type: str = "None",
+        trace_header: str | None = None,
+        client_context: str | None = None,
+    ) -> InvokeOutcome:
+        received_at = time.time()
+        if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )
+        if log_type not in ("None", "Tail"):
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
+                "Member must satisfy enum value set: [Tail, None]"
+            )
+        function = self.store.get(function_name)
+        _, embedded_qualifier = _split_qualifier(function_name)
+        if embedded_qualifier and qualifier and embedded_qualifier != qualifier:
+            raise InvalidParameterValueException(
+                "The derived qualifier from the function name does not match the specified qualifier."
+            )
+        as_invoked, version = function.resolve(qualifier or embedded_qualifier)
+        payload = self.validate_payload(payload, invocation_type)
+        request_id = str(uuid.uuid4())
+        if invocation_type == "DryRun":
+            return InvokeOutcome(204, b"", request_id, executed_version=version.version)
+        if invocation_type == "Event":
+            self.accept_async(
+                function, as_invoked, payload, request_id=request_id, received_at=received_at, trace_header=trace_header
+            )
+            return InvokeOutcome(202, b"", request_id)
+        attempt = _Attempt(request_id, function, as_invoked, version, invocation_type, received_at, trace_header)
+        record, result = await self._run(attempt, payload, client_context)
+        return self._sync_outcome(record, result, log_type)
+
+    def _sync_outcome(self, record: InvocationRecord, result: InvokeResult | None, log_type: str) -> InvokeOutcome:
+        if record.outcome == "throttled":
+            raise TooManyRequestsException(record.throttle_reason or "ConcurrentInvocationLimitExceeded", 1.0)
+        body = result.body if result is not None else _error_body(record.error_type, record.error_message)
+        function_error = None if record.outcome == "success" else "Unhandled"
+        log_result = None
+        if log_type == "Tail":
+            logs = result.logs if result is not None else ""
+            log_result = base64.b64encode(_log_tail(record, logs)).decode()
+        return InvokeOutcome(200, body, record.request_id, record.version, function_error, log_result)
+
+    async def _run(
+        self, attempt: _Attempt, payload: bytes, client_context: str | None = None
+    ) -> tuple[InvocationRecord, InvokeResult | None]:
+        """One attempt: admit, start or reuse an environment, invoke, release. Always returns a record."""
+        function, version = attempt.function, attempt.version
+        plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
+        decision = self.policy.admit(function.name, version.version, attempt.qualifier)
+        if isinstance(decision, Throttled):
+            return self._report(attempt, plan, "throttled", None, None, throttle_reason=decision.reason.value), None
+        resource = (function.name, attempt.qualifier)
+        self._in_flight[resource] = self._in_flight.get(resource, 0) + 1
+        self._concurrency_changed()
+        try:
+            return await self._run_admitted(attempt, plan, decision, payload, client_context)
+        finally:
+            self._in_flight[resource] -= 1
+            self._concurrency_changed()
+
+    async def _run_admitted(
+        self,
+        attempt: _Attempt,
+        plan: TracePlan,
+        decision: Admitted,
+        payload: bytes,
+        client_context: str | None,
+    ) -> tuple[InvocationRecord, InvokeResult | None]:
+        function, version = attempt.function, attempt.version
+        env_id = decision.env_id
+        init_start: float | None = None
+        init_duration: float | None = None
+        if decision.kind == StartKind.COLD:
+            spec = self._environment_spec(env_id, function, version, "on-demand")
+            try:
+                env = await self.host.spawn(spec)
+            except Exception as exc:
+                LOG.exception("could not start environment %s", env_id)
+                self.policy.discard(env_id)
+                record = self._report(
+                    attempt, plan, "crash", decision, env_id, error_type="ServiceException", error_message=str(exc)
+                )
+                return record, None
+            self.envs[env_id] = env
+            self._environment_event(env_id, "created")
+            ready = await env.wait_ready()
+            init_start, init_duration = env.init_started_at, ready.init_duration_s
+            if not ready.ok and not ready.retry_in_invoke:
+                self.policy.init_failed(env_id, f"{ready.error_type}: {ready.error_message}")
+                self._environment_event(env_id, "init_error", ready.error_type)
+                self._forget(env_id)
+                self._spawn_task(env.kill(), f"kill-{env_id}")
+                record = self._report(
+                    attempt,
+                    plan,
+                    "init_error",
+                    decision,
+                    env_id,
+                    init_start=init_start,
+                    init_duration=init_duration,
+                    error_type=ready.error_type,
+                    error_message=ready.error_message,
+                )
+                return record, None
+            self.policy.init_finished(env_id)
+            if ready.ok:
+                self._environment_event(env_id, "ready", f"init {(init_duration or 0) * 1000:.1f} ms")
+            else:  # INIT passed the on-demand cap: Lambda retries it inside the invoke, under the function timeout
+                self._environment_event(env_id, "init_retry", ready.error_type)
+        else:
+            env = self.envs[env_id]
+        request = InvokeRequest(
+            request_id=attempt.request_id,
+            payload=payload,
+            deadline=time.time() + version.spec.timeout_s,
+            invoked_function_arn=function.qualified_arn(None if attempt.qualifier == LATEST else attempt.qualifier),
+            trace_header=plan.environment_header,
+            client_context=client_context,
+        )
+        result = await env.invoke(request)
+        if result.init_duration_s is not None:  # the INIT re-run inside the invoke
+            init_duration = result.init_duration_s
+        if result.status in (InvokeStatus.TIMEOUT, InvokeStatus.CRASH):
+            replacements = self.policy.discard(env_id) or []
+            self._environment_event(env_id, "timed_out" if result.status == InvokeStatus.TIMEOUT else "crashed")
+            self._forget(env_id)
+            self._spawn_task(env.kill(), f"kill-{env_id}")
+            for new_id in replacements:
+                self._start_provisioned(new_id, function, version)
+        elif not self.policy.release(env_id):
+            self._kill_later(env_id, "killed")
+        outcome = _OUTCOMES[result.status]
+        error_message = None if result.status == InvokeStatus.SUCCESS else _error_message(result.body)
+        record = self._report(
+            attempt,
+            plan,
+            outcome,
+            decision,
+            env_id,
+            init_start=init_start,
+            init_duration=init_duration,
+            result=result,
+            error_type=result.error_type,
+            error_message=error_message,
+        )
+        return record, result
+
+    def _concurrency_changed(self) -> None:
+        policy = self.policy
+        provisioned = {}
+        for function in self.store.all():
+            for qualifier in function.provisioned:
+                provisioned[(function.name, qualifier)] = ProvisionedState(
+                    busy=policy.provisioned_concurrent_executions(function.name, qualifier),
+                    allocated=policy.provisioned_allocated(function.name, qualifier),
+                )
+        snapshot = ConcurrencySnapshot(
+            at=time.time(),
+            account_concurrent=policy.concurrent_executions(),
+            unreserved_concurrent=policy.unreserved_concurrent_executions(),
+            functions={f.name: policy.concurrent_executions(f.name) for f in self.store.all()},
+            resources={k: v for k, v in self._in_flight.items() if k[1] != LATEST},
+            provisioned=provisioned,
+        )
+        self.telemetry.concurrency(snapshot)
+
+    def _report(
+        self,
+        attempt: _Attempt,
+        plan: TracePlan,
+        outcome: str,
+        decision: Admitted | None,
+        env_id: str | None,
+        *,
+        init_start: float | None = None,
+        init_duration: float | None = None,
+        result: InvokeResult | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        throttle_reason: str | None = None,
+    ) -> InvocationRecord:
+        """Build the attempt's record and hand it, with its trace plan, to the telemetry."""
+        spec = attempt.version.spec
+        duration = result.duration_s if result is not None else None
+        billed = None
+        if duration is not None:
+            # Since Aug 2025 Lambda bills the INIT phase of on-demand managed-runtime cold starts too.
+            billed = math.ceil((duration + (init_duration or 0.0)) * 1000)
+        record = InvocationRecord(
+            request_id=attempt.request_id,
+            function_name=attempt.function.name,
+            function_arn=attempt.function.arn,
+            qualifier=attempt.qualifier,
+            version=attempt.version.version,
+            invocation_type=attempt.invocation_type,
+            outcome=outcome,
+            start_kind=decision.kind.value if decision is not None else None,
+            spillover=bool(decision is not None and decision.spillover),
+            environment_id=env_id,
+            received_at=attempt.received_at,
+            init_start=init_start,
+            init_duration_s=init_duration,
+            invoke_start=result.started_at if result is not None else None,
+            invoke_end=result.ended_at if result is not None else None,
+            duration_s=duration,
+            billed_duration_ms=billed,
+            memory_mb=spec.memory_mb,
+            max_memory_used_mb=result.max_memory_used_mb if result is not None else None,
+            error_type=error_type,
+            error_message=error_message,
+            throttle_reason=throttle_reason,
+            trace_id=plan.trace_id,
+            parent_id=plan.caller_parent_id,
+            sampled=plan.sampled,
+            attempt=attempt.attempt,
+            tracing_active=spec.tracing == "Active",
+            responded_at=time.time(),
+        )
+        self.telemetry.invocation(record, plan)
+        return record
+
+    # --- asynchronous invocation ----------------------------------------------------------------------------------
+
+    def _configure_queue(self, function: LambdaFunction) -> None:
+        """Mirror the function's asynchronous-invocation settings into the queue (which owns the retry rules)."""
+        self.queue.set_dead_letter(function.name, function.latest.spec.dead_letter_target_arn)
+        for qualifier, config in function.event_invoke.items():
+            self.queue.configure(
+                function.name,
+                None if qualifier == LATEST else qualifier,
+                QueueInvokeConfig(
+                    max_retry_attempts=config.maximum_retry_attempts,
+                    max_event_age_s=config.maximum_event_age_s,
+                    on_success=config.on_success,
+                    on_failure=config.on_failure,
+                ),
+            )
+
+    def accept_async(
+        self,
+        function: LambdaFunction,
+        qualifier: str,
+        payload: bytes,
+        *,
+        request_id: str,
+        received_at: float,
+        trace_header: str | None,
+    ) -> None:
+        event = AsyncEvent(
+            event_id=request_id,
+            function=function.name,
+            qualifier=None if qualifier == LATEST else qualifier,
+            payload=payload,
+            function_arn=function.qualified_arn(None if qualifier == LATEST else qualifier),
+            trace_header=trace_header,
+            accepted_epoch=received_at,
+        )
+        self.queue.accept(event)
+        self._queue_wakeup.set()
+
+    async def _async_dispatcher(self) -> None:
+        """Hand due events to attempts; sleep exactly until the next one is due, or until woken."""
+        while not self._stopping:
+            for disposition in self.queue.take_expired():
+                await self._dispose(disposition)
+            for event in self.queue.due():
+                self._spawn_task(self._deliver(event), f"async-{event.event_id}")
+            next_at = self.queue.next_due_at()
+            timeout = 3600.0 if next_at is None else max(0.0, next_at - self.clock.now())
+            self._queue_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue_wakeup.wait(), timeout=timeout)
+
+    async def _deliver(self, event: AsyncEvent) -> None:
+        try:
+            function = self.store.get(event.function)
+            as_invoked, version = function.resolve(event.qualifier)
+        except LambdaApiError as exc:
+            await self._dispose(self.queue.on_system_error(event, exc.message, exc.status))
+            return
+        attempt = _Attempt(
+            event.event_id,
+            function,
+            as_invoked,
+            version,
+            "Event",
+            time.time(),
+            event.trace_header,
+            attempt=event.attempts + 1,
+        )
+        try:
+            record, result = await self._run(attempt, event.payload)
+        except Exception as exc:  # a bug or an OS failure: retried like a 5xx, never lost
+            LOG.exception("async attempt of %s failed in the service", event.event_id)
+            await self._dispose(self.queue.on_system_error(event, str(exc)))
+            return
+        if record.outcome == "throttled":
+            disposition = self.queue.on_throttle(
+                event, record.throttle_reason or "", reserved_zero=function.reserved == 0
+            )
+        elif record.outcome == "success":
+            disposition = self.queue.on_success(event, result.body if result else None, record.version)
+        else:
+            body = result.body if result is not None else _error_body(record.error_type, record.error_message)
+            disposition = self.queue.on_function_error(
+                event,
+                record.error_type or "Unhandled",
+                record.error_message or "",
+                response_payload=body,
+                executed_version=record.version,
+            )
+        await self._dispose(disposition)
+
+    async def _dispose(self, disposition: Disposition) -> None:
+        """Send a finished event where its configuration says: a destination, the DLQ, or nowhere (recorded)."""
+        target = disposition.target_arn
+        if disposition.action == Action.DISCARDED:
+            LOG.info("async event %s discarded: %s", disposition.event.event_id, disposition.reason)
+        if target is not None and self.event_sender is not None:
+            if disposition.dlq_message is not None:
+                body, attributes = disposition.dlq_message.body, disposition.dlq_message.attributes
+            else:
+                body, attributes = json.dumps(disposition.record or {}).encode(), {}
+            try:
+                await self.event_sender(target, body, attributes)
+            except Exception as exc:
+                LOG.warning("could not deliver event %s to %s: %s", disposition.event.event_id, target, exc)
+        self._queue_wakeup.set()
+
+    # --- observation ----------------------------------------------------------------------------------------------
+
+    def account_settings(self) -> dict[str, Any]:
+        limits = self.config.limits
+        return {
+            "AccountLimit": {
+                "TotalCodeSize": 80530636800,
+                "CodeSizeUnzipped": 262144000,
+                "CodeSizeZipped": 52428800,
+                "ConcurrentExecutions": limits.account_concurrency,
+                "UnreservedConcurrentExecutions": self.policy.unreserved_available(),
+            },
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(self.store.all())},
+        }
+
+
+class ThreadSafeControl:
+    """LambdaControl for callers on other threads (the deployer): each call runs on the service's loop."""
+
+    def __init__(self, service: LambdaService, loop: asyncio.AbstractEventLoop, timeout_s: float = 60.0) -> None:
+        self._service = service
+        self._loop = loop
+        self._timeout = timeout_s
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(timeout=self._timeout)
+
+    def create_function(self, spec: FunctionSpec) -> str:
+        return self._call(self._service.create_function, spec)
+
+    def publish_version(self, function_name: str, description: str = "") -> str:
+        return self._call(self._service.publish_version, function_name, description)
+
+    def create_alias(self, function_name: str, alias_name: str, function_version: str, description: str = "") -> str:
+        return self._call(self._service.create_alias, function_name, alias_name, function_version, description)
+
+    def put_function_concurrency(self, function_name: str, reserved: int) -> None:
+        self._call(self._service.put_function_concurrency, function_name, reserved)
+
+    def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None:
+        self._call(self._service.put_provisioned_concurrency, function_name, qualifier, count)
+
+    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
+        self._call(self._service.put_event_invoke_config, spec)
+
+    def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
+        return self._call(self._service.function_arn, function_name, qualifier)
+
+
+def _split_qualifier(name: str) -> tuple[str, str | None]:
+    from lambdalab.awslambda.models import split_function_name
+
+    return split_function_name(name)
+
+
+def _policy_error(exc: PolicyError) -> LambdaApiError:
+    """The policy's refusal as the Lambda API error AWS returns for it."""
+    if exc.code == "ResourceConflictException":
+        return ResourceConflictException(exc.message)
+    return InvalidParameterValueException(exc.message)
+
+
+_OUTCOMES = {
+    InvokeStatus.SUCCESS: "success",
+    InvokeStatus.FUNCTION_ERROR: "function_error",
+    InvokeStatus.TIMEOUT: "timeout",
+    InvokeStatus.CRASH: "crash",
+}
+
+
+def _error_body(error_type: str | None, message: str | None) -> bytes:
+    return json.dumps({"errorMessage": message or "", "errorType": error_type or "Unhandled"}).encode()
+
+
+def _error_message(body: bytes) -> str | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")[:1024]
+    return parsed.get("errorMessage") if isinstance(parsed, dict) else None
+
+
+def _log_tail(record: InvocationRecord, logs: str) -> bytes:
+    """START/END/REPORT lines around the function's output, as CloudWatch Logs shows them; the last 4 KB."""
+    lines = [f"START RequestId: {record.request_id} Version: {record.version}\n", logs]
+    if logs and not logs.endswith("\n"):
+        lines.append("\n")
+    lines.append(f"END RequestId: {record.request_id}\n")
+    report = f"REPORT RequestId: {record.request_id}\tDuration: {(record.duration_s or 0) * 1000:.2f} ms\t"
+    report += f"Billed Duration: {record.billed_duration_ms or 0} ms\tMemory Size: {record.memory_mb} MB\t"
+    report += f"Max Memory Used: {record.max_memory_used_mb or 0} MB\t"
+    if record.init_duration_s is not None:
+        report += f"Init Duration: {record.init_duration_s * 1000:.2f} ms\t"
+    if record.outcome == "timeout":
+        report += "Status: timeout"
+    lines.append(report + "\n")
+    return "".join(lines).encode()[-LOG_TAIL_BYTES:]
+
+
+def function_spec_from_api(body: dict[str, Any], code_dir: Path) -> FunctionSpec:
+    """CreateFunction's JSON body → FunctionSpec (code already unpacked into code_dir)."""
+    env = (body.get("Environment") or {}).get("Variables") or {}
+    return FunctionSpec(
+        name=body["FunctionName"],
+        handler=body.get("Handler", ""),
+        runtime=body.get("Runtime", ""),
+        code_dir=code_dir,
+        timeout_s=int(body.get("Timeout", constants.DEFAULT_TIMEOUT_SECONDS)),
+        memory_mb=int(body.get("MemorySize", constants.DEFAULT_MEMORY_MB)),
+        environment={str(k): str(v) for k, v in env.items()},
+        role=body.get("Role", ""),
+        tracing=(body.get("TracingConfig") or {}).get("Mode", "PassThrough"),
+        architectures=tuple(body.get("Architectures") or ("x86_64",)),
+        description=body.get("Description", ""),
+        dead_letter_target_arn=(body.get("DeadLetterConfig") or {}).get("TargetArn"),
+        tags=dict(body.get("Tags") or {}),
+    )

@@ -1,0 +1,203 @@
+"""The `lambdalab` command: `up` (the local cloud), `env` (the shell exports), `traces` (the cold-start report)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lambdalab import __version__, constants
+from lambdalab.errors import UserError
+
+LOG = logging.getLogger(__name__)
+
+
+def env_lines(port: int, host: str = constants.DEFAULT_HOST, region: str = constants.DEFAULT_REGION) -> list[str]:
+    """The exports that point the AWS CLI, boto3 and the stack's scripts at the local cloud, with fake credentials."""
+    return [
+        f"export AWS_ENDPOINT_URL=http://{host}:{port}",
+        f"export AWS_ACCESS_KEY_ID={constants.FAKE_ACCESS_KEY_ID}",
+        f"export AWS_SECRET_ACCESS_KEY={constants.FAKE_SECRET_ACCESS_KEY}",
+        f"export AWS_SESSION_TOKEN={constants.FAKE_SESSION_TOKEN}",
+        f"export AWS_REGION={region}",
+        f"export AWS_DEFAULT_REGION={region}",
+        "unset AWS_PROFILE",
+    ]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _default_port() -> int:
+    raw = os.environ.get(constants.ENV_PORT)
+    if raw is None:
+        return constants.DEFAULT_PORT
+    try:
+        return _port(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise UserError(f"{constants.ENV_PORT}: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lambdalab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lambdalab {__version__}")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start the local cloud and deploy a SAM template to it")
+    up.add_argument("--template", type=Path, default=Path("template.yaml"), help="SAM template (default template.yaml)")
+    up.add_argument("--no-template", action="store_true", help="start with nothing deployed")
+    up.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help=f"listen port on 127.0.0.1 (default {constants.DEFAULT_PORT}; 0 picks a free one)",
+    )
+    up.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="template parameters")
+    up.add_argument("--stack-name", default=None, help="stack name (default: samconfig.toml's, else lambdalab)")
+    up.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=None,
+        help="multiply AWS's documented waits (async retries, event age, metric periods) by this; 1 = as on AWS",
+    )
+    up.add_argument("--account-concurrency", type=int, default=constants.ACCOUNT_CONCURRENCY)
+    up.add_argument(
+        "--keep-alive",
+        type=_positive_float,
+        default=None,
+        help=f"seconds an idle environment lives (default {constants.DEFAULT_KEEP_ALIVE_SECONDS:.0f})",
+    )
+    up.add_argument("--run-root", type=Path, default=Path(constants.DEFAULT_RUN_ROOT), help="where run directories go")
+
+    env = sub.add_parser("env", help="print the export lines that point the AWS CLI and boto3 at the local cloud")
+    env.add_argument("--port", type=_port, default=None)
+
+    traces = sub.add_parser("traces", help="cold-start report from X-Ray traces (AWS or local) or a run directory")
+    from lambdalab.traces.cli import add_arguments
+
+    add_arguments(traces)
+    return parser
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    port = args.port if args.port is not None else _default_port()
+    print("\n".join(env_lines(port)))
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    template: Path | None = None if args.no_template else args.template
+    if template is not None and not template.is_file():
+        raise UserError(f"template {template} not found (pass --template PATH, or --no-template)")
+    try:
+        time_scale = args.time_scale or constants.env_float(constants.ENV_TIME_SCALE, constants.DEFAULT_TIME_SCALE)
+        keep_alive = args.keep_alive or constants.env_float(
+            constants.ENV_KEEP_ALIVE, constants.DEFAULT_KEEP_ALIVE_SECONDS
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.account_concurrency < constants.UNRESERVED_MINIMUM:
+        raise UserError(f"--account-concurrency must be at least {constants.UNRESERVED_MINIMUM}")
+    from lambdalab.deploy.deployer import parse_parameter_overrides
+    from lambdalab.server import CloudConfig, LocalCloud
+
+    config = CloudConfig(
+        port=args.port if args.port is not None else _default_port(),
+        template=template,
+        parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
+        stack_name=args.stack_name,
+        run_root=args.run_root,
+        time_scale=time_scale,
+        account_concurrency=args.account_concurrency,
+        keep_alive_s=keep_alive,
+    )
+    return asyncio.run(_serve(LocalCloud(config)))
+
+
+async def _serve(cloud: object) -> int:
+    from lambdalab.server import LocalCloud
+
+    assert isinstance(cloud, LocalCloud)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await cloud.start()
+    except OSError as exc:
+        await cloud.stop()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {cloud.config.port} is in use; pass --port N (0 picks a free one)") from None
+        raise
+    except BaseException:
+        await cloud.stop()
+        raise
+    port = int(cloud.url.rsplit(":", 1)[1])
+    for warning in cloud.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if cloud.config.time_scale != 1.0:
+        print(
+            f"note: AWS's documented waits are scaled by {cloud.config.time_scale:g} locally "
+            "(async retries, event age, metric periods)",
+            file=sys.stderr,
+        )
+    for name, stack in cloud.stacks.items():
+        print(f"deployed stack {name}: {len(stack.resources)} resources", file=sys.stderr)
+    print(f"ready {cloud.url}", flush=True)
+    print("\n".join(env_lines(port)), flush=True)
+    if cloud.run_dir is not None:
+        print(f"# run directory: {cloud.run_dir}", flush=True)
+    await stop.wait()
+    print("stopping", file=sys.stderr, flush=True)
+    await cloud.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "env":
+            return _cmd_env(args)
+        if args.command == "up":
+            return _cmd_up(args)
+        if args.command == "traces":
+            from lambdalab.traces.cli import run
+
+            return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

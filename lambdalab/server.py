@@ -1,0 +1,252 @@
+"""The local cloud: moto, the environment host, the Lambda service, observers and the gateway, started and stopped
+together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from aiohttp import web
+
+from lambdalab import constants
+from lambdalab.awslambda.environments import EnvironmentHost
+from lambdalab.awslambda.policy import Limits
+from lambdalab.awslambda.responses import LambdaApi
+from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
+from lambdalab.gateway import Gateway
+from lambdalab.moto_backend import MotoBackend
+from lambdalab.observe.pipeline import Telemetry
+from lambdalab.observe.records import RunMeta
+from lambdalab.observe.xray import SamplingRule
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """How to run the local cloud. `port=0` picks a free port (tests)."""
+
+    host: str = constants.DEFAULT_HOST
+    port: int = constants.DEFAULT_PORT
+    template: Path | None = None
+    parameter_overrides: Mapping[str, str] = field(default_factory=dict)
+    stack_name: str | None = None
+    run_root: Path = Path(constants.DEFAULT_RUN_ROOT)
+    time_scale: float = constants.DEFAULT_TIME_SCALE
+    account_concurrency: int = constants.ACCOUNT_CONCURRENCY
+    keep_alive_s: float = constants.DEFAULT_KEEP_ALIVE_SECONDS
+    region: str = constants.DEFAULT_REGION
+    account_id: str = constants.DEFAULT_ACCOUNT_ID
+
+
+def client(service: str, endpoint_url: str, region: str = constants.DEFAULT_REGION) -> Any:
+    """A boto3 client with the local cloud's fake credentials, never the host's."""
+    session: Any = boto3.session.Session()
+    return session.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+        aws_session_token=constants.FAKE_SESSION_TOKEN,
+    )
+
+
+class LocalCloud:
+    """Runs on the caller's event loop: `await start()`, then `url`, then `await stop()`."""
+
+    def __init__(self, config: CloudConfig) -> None:
+        self.config = config
+        self.moto = MotoBackend(config.host)
+        self.host: EnvironmentHost | None = None
+        self.service: LambdaService | None = None
+        self.telemetry: Telemetry | None = None
+        self.stacks: dict[str, Any] = {}
+        self.warnings: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._url = ""
+        self._stoppers: list[Any] = []
+        self.run_dir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    async def start(self) -> None:
+        config = self.config
+        self.moto.start()
+        self._stoppers.append(self.moto.stop)
+        # Bind first, so functions and the deployer know the URL before anything is created.
+        lambda_api: LambdaApi | None = None
+
+        async def lambda_route(request: web.Request) -> web.StreamResponse:
+            assert lambda_api is not None
+            return await lambda_api.handle(request)
+
+        async def cloudformation_route(request: web.Request) -> web.StreamResponse:
+            return await self._cloudformation(request)
+
+        gateway = Gateway(
+            self.moto.url,
+            {"lambda": lambda_route, "cloudformation": cloudformation_route},
+            extra={"/_lambdalab/": self._internal},
+        )
+        self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
+        await self._site.start()
+        server: Any = self._site._server  # aiohttp keeps the asyncio Server here; its socket has the real port
+        port = server.sockets[0].getsockname()[1]
+        self._url = f"http://{config.host}:{port}"
+
+        self.telemetry = Telemetry(
+            config.run_root,
+            RunMeta(
+                template=str(config.template) if config.template else None,
+                parameters=dict(config.parameter_overrides),
+                time_scale=config.time_scale,
+            ),
+            cloudwatch=client("cloudwatch", self.moto.url, config.region),
+            xray=client("xray", self.moto.url, config.region),
+            region=config.region,
+            account_id=config.account_id,
+            time_scale=config.time_scale,
+        )
+        self.telemetry.start()
+        self._stoppers.append(self.telemetry.stop)
+        self.run_dir = self.telemetry.run_dir
+        self.host = EnvironmentHost(run_dir=self.run_dir)
+        await self.host.start()
+        limits = Limits(account_concurrency=config.account_concurrency, keep_alive_s=config.keep_alive_s)
+        self.service = LambdaService(
+            self.host,
+            ServiceConfig(
+                region=config.region,
+                account_id=config.account_id,
+                endpoint_url=self._url,
+                time_scale=config.time_scale,
+                limits=limits,
+                xray_daemon_address=self.telemetry.daemon.address,
+            ),
+            self.telemetry,
+        )
+        await self.service.start()
+        lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
+        if config.template is not None:
+            await self.deploy(config.template, config.parameter_overrides, config.stack_name)
+
+    async def deploy(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
+        from lambdalab.deploy.deployer import deploy
+
+        assert self.service is not None
+        control = ThreadSafeControl(self.service, asyncio.get_running_loop())
+        stack = await asyncio.to_thread(
+            deploy,
+            template,
+            lambda_control=control,
+            endpoint_url=self._url,  # through the gateway, so queue URLs and ARNs name the endpoint users see
+            region=self.config.region,
+            account_id=self.config.account_id,
+            stack_name=stack_name,
+            parameter_overrides=overrides,
+        )
+        self.stacks[stack.stack_name] = stack
+        self.warnings.extend(stack.warnings)
+        if self.telemetry is not None:
+            rules = [
+                SamplingRule.from_api(resource_properties.get("SamplingRule", {}))
+                for resource_properties in _resources_of_type(stack, "AWS::XRay::SamplingRule")
+            ]
+            if rules:
+                self.telemetry.use_sampling_rules(rules)
+        return stack
+
+    async def _cloudformation(self, request: web.Request) -> web.StreamResponse:
+        from lambdalab.deploy.stack_api import handle
+
+        form = await request.post()
+        params = {k: str(v) for k, v in form.items()}
+        params.update({k: v for k, v in request.query.items()})
+        status, body = handle(params.get("Action", ""), params, self.stacks)
+        return web.Response(status=status, body=body.encode(), content_type="text/xml")
+
+    async def _internal(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/_lambdalab/health":
+            body = {
+                "status": "ready",
+                "stacks": sorted(self.stacks),
+                "run_dir": str(self.run_dir) if self.run_dir else None,
+                "time_scale": self.config.time_scale,
+            }
+            return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+        return web.Response(status=404, text="unknown lambdalab endpoint")
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        if self.host is not None:
+            await self.host.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for stop in reversed(self._stoppers):
+            try:
+                stop()
+            except Exception:
+                LOG.exception("error while stopping")
+        self._stoppers.clear()
+
+
+class LocalCloudThread:
+    """The local cloud on its own event loop in a thread, with a ready event: for tests and benchmarks in process."""
+
+    def __init__(self, config: CloudConfig, ready_timeout_s: float = 120.0) -> None:
+        self.cloud = LocalCloud(config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="lambdalab-cloud", daemon=True)
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._timeout = ready_timeout_s
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await self.cloud.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            await self.cloud.stop()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.cloud.stop()
+
+    def start(self) -> LocalCloud:
+        self._thread.start()
+        if not self._ready.wait(self._timeout):
+            raise TimeoutError(f"the local cloud did not start within {self._timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self.cloud
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=60)
+
+
+def _resources_of_type(stack: Any, resource_type: str) -> list[dict[str, Any]]:
+    """The resolved properties of a deployed stack's resources of one type."""
+    return [r.properties for r in stack.resources.values() if r.resource_type == resource_type]

@@ -1,0 +1,299 @@
+"""The local Lambda service end to end: a real `lambdalab up`, driven by the AWS CLI and boto3."""
+
+from __future__ import annotations
+
+import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.cloud import RunningCloud, local_cloud
+
+pytestmark = pytest.mark.integration
+
+LAB = Path(__file__).parent / "lab" / "template.yaml"
+STACK = "lambdalab-it"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("cloud")
+    with local_cloud(LAB, tmp, extra=["--stack-name", STACK, "--time-scale", "0.01"]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def names(cloud: RunningCloud) -> dict[str, str]:
+    return cloud.outputs(STACK)
+
+
+def invoke(cloud: RunningCloud, name: str, payload: dict, **kwargs):
+    response = cloud.client("lambda").invoke(FunctionName=name, Payload=json.dumps(payload).encode(), **kwargs)
+    response["Body"] = json.loads(response["Payload"].read() or b"null")
+    return response
+
+
+def overlap(records: list[dict]) -> int:
+    """The most invocations that ran at the same moment, from their start/end times."""
+    edges = []
+    for r in records:
+        edges += [(r["invoke_start"], 1), (r["invoke_end"], -1)]
+    running = peak = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_cold_then_warm_with_the_aws_cli(cloud: RunningCloud, names: dict[str, str], tmp_path: Path) -> None:
+    # GIVEN a function nobody has called yet
+    name = names["ProbeName"]
+    out = tmp_path / "out.json"
+    # WHEN the AWS CLI invokes it twice with LogType=Tail
+    first = json.loads(
+        cloud.aws(
+            "lambda", "invoke", "--function-name", name, "--log-type", "Tail", "--payload", '{"print": "hi"}', str(out)
+        ).stdout
+    )
+    first_body = json.loads(out.read_text())
+    second = json.loads(cloud.aws("lambda", "invoke", "--function-name", name, "--log-type", "Tail", str(out)).stdout)
+    second_body = json.loads(out.read_text())
+    # THEN the first ran INIT (Init Duration in REPORT) and the second reused the same environment
+    first_log = base64.b64decode(first["LogResult"]).decode()
+    second_log = base64.b64decode(second["LogResult"]).decode()
+    assert first["StatusCode"] == 200 and first["ExecutedVersion"] == "$LATEST"
+    assert "hi\n" in first_log
+    assert "REPORT RequestId:" in first_log and "Init Duration:" in first_log
+    assert "REPORT RequestId:" in second_log and "Init Duration:" not in second_log
+    assert first_body["cold_start"] is True and second_body["cold_start"] is False
+    assert first_body["environment_id"] == second_body["environment_id"]
+    assert first_body["initialization_type"] == "on-demand"
+    assert first_body["greeting"] == "hello"
+    # AND the run directory says cold, then warm, with the INIT sleep (0.3 s) counted as Init Duration
+    records = cloud.wait_records(lambda rs: sum(r["function_name"] == name for r in rs) >= 2, what="2 probe records")
+    records = [r for r in records if r["function_name"] == name]
+    assert [r["start_kind"] for r in records[:2]] == ["cold", "warm"]
+    assert records[0]["init_duration_s"] >= 0.3
+    assert records[1]["init_duration_s"] is None
+
+
+def test_environment_has_reserved_variables_and_nothing_of_the_host(cloud: RunningCloud, names: dict) -> None:
+    body = invoke(cloud, names["ProbeName"], {"env": True})["Body"]
+    keys = set(body["env_keys"])
+    for reserved in (
+        "_HANDLER",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_REGION",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+    ):
+        assert reserved in keys, reserved
+    assert "LAMBDALAB_HOST_SECRET" not in keys
+    assert body["access_key"] == "AKIALAMBDALABLOCAL00"
+    assert body["cwd"].endswith("functions/probe")
+
+
+def test_reserved_concurrency_5_gives_5_successes_and_5_throttles(cloud: RunningCloud, names: dict) -> None:
+    # GIVEN a function with reserved concurrency 5 (from the template)
+    name = names["LimitedName"]
+    client = cloud.client("lambda")
+    assert client.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 5
+
+    def call(_: int):
+        try:
+            return client.invoke(FunctionName=name, Payload=b'{"sleep": 1.5}')["StatusCode"], None
+        except ClientError as exc:
+            return exc.response["Error"]["Code"], exc.response
+
+    # WHEN 10 synchronous calls arrive at once
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(call, range(10)))
+    # THEN exactly 5 ran and 5 got 429 with the reserved-concurrency reason
+    codes = [code for code, _ in results]
+    assert codes.count(200) == 5, codes
+    throttles = [resp for code, resp in results if code == "TooManyRequestsException"]
+    assert len(throttles) == 5
+    for resp in throttles:
+        assert resp["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert resp["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+        assert int(resp["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) >= 1
+
+
+def test_async_calls_all_processed_never_above_reserved(cloud: RunningCloud, names: dict) -> None:
+    # GIVEN reserved concurrency 5
+    name = names["LimitedName"]
+    client = cloud.client("lambda")
+    # WHEN 10 asynchronous calls arrive at once
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: client.invoke(
+                    FunctionName=name, InvocationType="Event", Payload=json.dumps({"sleep": 0.5, "n": i}).encode()
+                )["StatusCode"],
+                range(10),
+            )
+        )
+    # THEN all 10 are accepted with 202 ...
+    assert statuses == [202] * 10
+
+    def done(records: list[dict]) -> bool:
+        ok = [
+            r
+            for r in records
+            if r["function_name"] == name and r["invocation_type"] == "Event" and r["outcome"] == "success"
+        ]
+        return len(ok) >= 10
+
+    records = cloud.wait_records(done, timeout=60, what="10 async successes")
+    ok = [
+        r
+        for r in records
+        if r["function_name"] == name and r["invocation_type"] == "Event" and r["outcome"] == "success"
+    ]
+    # ... all 10 are processed exactly once, and never more than 5 ran at once
+    assert len(ok) == 10
+    assert len({r["request_id"] for r in ok}) == 10
+    assert overlap(ok) <= 5
+
+
+def test_provisioned_alias_is_warm_then_spills_over(cloud: RunningCloud, names: dict) -> None:
+    name = names["ProvisionedName"]
+    client = cloud.client("lambda")
+    # GIVEN provisioned concurrency 2 on the alias, READY before traffic
+    config = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert config["RequestedProvisionedConcurrentExecutions"] == 2
+    cloud.wait_records(
+        lambda _: client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")["Status"] == "READY",
+        timeout=30,
+        what="provisioned READY",
+    )
+    # WHEN 2 calls run at once, they hit the provisioned environments: no INIT, init type provisioned-concurrency
+    with ThreadPoolExecutor(2) as pool:
+        bodies = list(pool.map(lambda _: invoke(cloud, name, {"sleep": 0.5}, Qualifier="live")["Body"], range(2)))
+    assert all(b["initialization_type"] == "provisioned-concurrency" for b in bodies)
+    assert all(b["function_version"] == "1" for b in bodies)
+    # WHEN 4 run at once, 2 spill over to on-demand environments
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: invoke(cloud, name, {"sleep": 1.0}, Qualifier="live")["Body"], range(4)))
+    kinds = sorted(b["initialization_type"] for b in bodies)
+    assert kinds == ["on-demand", "on-demand", "provisioned-concurrency", "provisioned-concurrency"]
+    records = cloud.wait_records(
+        lambda rs: sum(r["function_name"] == name for r in rs) >= 6, what="6 records of the provisioned function"
+    )
+    records = [r for r in records if r["function_name"] == name]
+    assert sum(r["spillover"] for r in records) == 2
+    assert sum(r["start_kind"] == "provisioned" for r in records) == 4
+
+
+def test_function_error_is_unhandled_with_its_type(cloud: RunningCloud, names: dict) -> None:
+    response = invoke(cloud, names["FaultsName"], {"fault": "raise"})
+    assert response["StatusCode"] == 200
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Body"]["errorType"] == "PaymentDeclined"
+    assert response["Body"]["errorMessage"] == "card 4242 declined"
+
+
+@pytest.mark.parametrize("fault", ["exit", "kill"])
+def test_crash_is_runtime_exit_error_and_service_keeps_serving(cloud: RunningCloud, names: dict, fault: str) -> None:
+    response = invoke(cloud, names["FaultsName"], {"fault": fault})
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Body"]["errorType"] == "Runtime.ExitError"
+    after = invoke(cloud, names["FaultsName"], {})
+    assert after["Body"] == {"fault": None}
+
+
+def test_timeout_kills_the_environment_and_next_call_is_cold(cloud: RunningCloud, names: dict) -> None:
+    name = names["FaultsName"]
+    response = invoke(cloud, name, {"fault": "hang"})
+    assert response["FunctionError"] == "Unhandled"
+    assert "Task timed out after 1.00 seconds" in response["Body"]["errorMessage"]
+    after = invoke(cloud, name, {})["ResponseMetadata"]["RequestId"]
+    records = cloud.wait_records(
+        lambda rs: any(r["request_id"] == after for r in rs), what="the call after the timeout"
+    )
+    records = [r for r in records if r["function_name"] == name]
+    timed_out = [i for i, r in enumerate(records) if r["outcome"] == "timeout"]
+    assert timed_out and records[timed_out[-1] + 1]["start_kind"] == "cold"
+
+
+def test_import_error_is_reported_as_init_error(cloud: RunningCloud, names: dict) -> None:
+    response = invoke(cloud, names["BadImportName"], {})
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Body"]["errorType"] == "Runtime.ImportModuleError"
+    assert "module_that_does_not_exist" in response["Body"]["errorMessage"]
+
+
+def test_payload_that_is_not_json_is_rejected(cloud: RunningCloud, names: dict) -> None:
+    with pytest.raises(ClientError) as caught:
+        cloud.client("lambda").invoke(FunctionName=names["ProbeName"], Payload=b"{not json")
+    assert caught.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_payload_over_the_limit_is_rejected(cloud: RunningCloud, names: dict) -> None:
+    big = json.dumps({"data": "x" * (6 * 1024 * 1024)}).encode()
+    with pytest.raises(ClientError) as caught:
+        cloud.client("lambda").invoke(FunctionName=names["ProbeName"], Payload=big)
+    assert caught.value.response["Error"]["Code"] == "RequestTooLargeException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_unknown_function_is_not_found(cloud: RunningCloud) -> None:
+    result = cloud.aws("lambda", "invoke", "--function-name", "no-such-function", "/dev/null", check=False)
+    assert result.returncode != 0
+    assert "ResourceNotFoundException" in result.stderr
+
+
+def test_reserved_that_leaves_less_than_100_unreserved_is_refused(cloud: RunningCloud, names: dict) -> None:
+    client = cloud.client("lambda")
+    with pytest.raises(ClientError) as caught:
+        client.put_function_concurrency(FunctionName=names["ProbeName"], ReservedConcurrentExecutions=990)
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert "100" in caught.value.response["Error"]["Message"]
+    # nothing changed
+    assert "ReservedConcurrentExecutions" not in client.get_function_concurrency(FunctionName=names["ProbeName"])
+
+
+def test_provisioned_above_reserved_is_refused(cloud: RunningCloud, names: dict) -> None:
+    client = cloud.client("lambda")
+    with pytest.raises(ClientError) as caught:
+        client.put_provisioned_concurrency_config(
+            FunctionName=names["ProvisionedName"], Qualifier="live", ProvisionedConcurrentExecutions=11
+        )
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    config = client.get_provisioned_concurrency_config(FunctionName=names["ProvisionedName"], Qualifier="live")
+    assert config["RequestedProvisionedConcurrentExecutions"] == 2
+
+
+def test_put_function_concurrency_with_the_cli_and_account_settings(cloud: RunningCloud, names: dict) -> None:
+    name = names["ProbeName"]
+    cloud.aws("lambda", "put-function-concurrency", "--function-name", name, "--reserved-concurrent-executions", "7")
+    got = json.loads(cloud.aws("lambda", "get-function-concurrency", "--function-name", name).stdout)
+    assert got == {"ReservedConcurrentExecutions": 7}
+    settings = json.loads(cloud.aws("lambda", "get-account-settings").stdout)
+    # 1000 - Limited 5 - Provisioned 10 - Probe 7
+    assert settings["AccountLimit"]["UnreservedConcurrentExecutions"] == 1000 - 5 - 10 - 7
+    cloud.aws("lambda", "delete-function-concurrency", "--function-name", name)
+    # an empty answer: the AWS CLI prints nothing
+    assert cloud.aws("lambda", "get-function-concurrency", "--function-name", name).stdout.strip() == ""
+
+
+def test_functions_versions_and_aliases_are_listed(cloud: RunningCloud, names: dict) -> None:
+    client = cloud.client("lambda")
+    listed = {f["FunctionName"] for f in client.list_functions()["Functions"]}
+    assert set(names[k] for k in ("ProbeName", "LimitedName", "ProvisionedName", "FaultsName")) <= listed
+    aliases = client.list_aliases(FunctionName=names["ProvisionedName"])["Aliases"]
+    assert [(a["Name"], a["FunctionVersion"]) for a in aliases] == [("live", "1")]
+    versions = [
+        v["Version"] for v in client.list_versions_by_function(FunctionName=names["ProvisionedName"])["Versions"]
+    ]
+    assert versions == ["$LATEST", "1"]
+    function = client.get_function(FunctionName=names["ProvisionedName"])
+    assert function["Concurrency"]["ReservedConcurrentExecutions"] == 10
+    assert function["Configuration"]["TracingConfig"]["Mode"] == "Active"

@@ -1,0 +1,57 @@
+"""Routing by AWS service, and the proxy to moto."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from lambdalab.gateway import Gateway, service_of
+
+SIGV4 = "AWS4-HMAC-SHA256 Credential=AKIA/20261122/us-east-1/{svc}/aws4_request, SignedHeaders=host, Signature=ab"
+
+
+@pytest.mark.parametrize("svc", ["lambda", "sqs", "dynamodb", "cloudformation", "states", "xray"])
+def test_service_comes_from_the_sigv4_credential_scope(svc: str) -> None:
+    request = make_mocked_request("POST", "/", headers={"Authorization": SIGV4.format(svc=svc)})
+    assert service_of(request) == svc
+
+
+def test_presigned_and_unsigned_requests() -> None:
+    presigned = make_mocked_request("GET", "/?X-Amz-Credential=AKIA%2F20261122%2Fus-east-1%2Fs3%2Faws4_request")
+    assert service_of(presigned) == "s3"
+    assert service_of(make_mocked_request("GET", "/2015-03-31/functions/")) == "lambda"
+    assert service_of(make_mocked_request("GET", "/products")) is None
+
+
+async def test_routes_ours_and_proxies_the_rest(aiohttp_server_factory) -> None:
+    # GIVEN a stand-in for moto that echoes what reached it
+    async def upstream(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response({"path": request.path_qs, "body": body.decode(), "svc": request.headers.get("X-S")})
+
+    moto_app = web.Application()
+    moto_app.router.add_route("*", "/{tail:.*}", upstream)
+    moto = await aiohttp_server_factory(moto_app)
+
+    async def ours(request: web.Request) -> web.Response:
+        return web.json_response({"ours": True})
+
+    gateway = Gateway(str(moto.make_url("/")), {"lambda": ours})
+    server = await aiohttp_server_factory(gateway.app)
+    async with aiohttp.ClientSession() as session:
+        # WHEN a Lambda request and an SQS request arrive
+        async with session.get(
+            server.make_url("/2015-03-31/functions/"), headers={"Authorization": SIGV4.format(svc="lambda")}
+        ) as r:
+            lambda_body = await r.json()
+        async with session.post(
+            server.make_url("/?Action=ListQueues"),
+            data=b"x=1",
+            headers={"Authorization": SIGV4.format(svc="sqs"), "X-S": "sqs"},
+        ) as r:
+            sqs_body = await r.json()
+    # THEN Lambda is ours and SQS reached moto unchanged
+    assert lambda_body == {"ours": True}
+    assert sqs_body == {"path": "/?Action=ListQueues", "body": "x=1", "svc": "sqs"}
