@@ -1,0 +1,178 @@
+"""`lambdalab traces`: flags, source selection and output; the lead's cli.py mounts add_arguments and run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from rich.console import Console
+
+from lambdalab.errors import UserError
+from lambdalab.traces import aws
+from lambdalab.traces.analysis import extract
+from lambdalab.traces.html import write_html
+from lambdalab.traces.reader import RetryPolicy, Window, XRayReader, read_run_dir, read_trace_file, window_from_args
+from lambdalab.traces.report import Report, Source, from_invocations, from_traces
+from lambdalab.traces.terminal import render
+
+LOG = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Cold starts from X-Ray traces (AWS, or the local cloud via AWS_ENDPOINT_URL), a saved BatchGetTraces "
+        "file, or a local run directory."
+    )
+    src = parser.add_argument_group("source (default: the X-Ray API of the configured endpoint)")
+    src.add_argument("--stack", metavar="NAME", help="report on this CloudFormation stack's functions")
+    src.add_argument("--function", metavar="NAME", action="append", default=[], help="a function (repeatable)")
+    src.add_argument("--execution", metavar="ARN", help="a Step Functions execution: its trace and items")
+    src.add_argument("--since", metavar="DURATION", help="window ending now: 30m, 2h, 1d (default 1h)")
+    src.add_argument("--start", metavar="TIME", help="window start, ISO-8601 (UTC if no offset)")
+    src.add_argument("--end", metavar="TIME", help="window end, ISO-8601 (default now)")
+    src.add_argument("--run-dir", metavar="PATH", type=Path, help="read a local run directory instead of X-Ray")
+    src.add_argument("--file", metavar="PATH", type=Path, help="read saved BatchGetTraces output (JSON)")
+    src.add_argument("--max-traces", metavar="N", type=int, default=20_000, help="stop after N traces (20000)")
+    src.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    src.add_argument("--profile", help="AWS profile")
+    out = parser.add_argument_group("output (default: a table)")
+    out.add_argument("--json", action="store_true", help="print the report as JSON (schema in docs/TRACES.md)")
+    out.add_argument("--html", metavar="PATH", type=Path, help="also write a self-contained HTML report")
+
+
+def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
+    """Build the report from the chosen source and print it. User errors raise UserError."""
+    stdout = stdout or sys.stdout
+    if args.run_dir and args.file:
+        raise UserError("use either --run-dir or --file, not both")
+    if args.max_traces is not None and args.max_traces < 1:
+        raise UserError("--max-traces must be at least 1")
+    offline = args.run_dir or args.file
+    if offline and (args.stack or args.execution):
+        raise UserError("--stack and --execution read AWS; they cannot be combined with --run-dir or --file")
+    if args.run_dir:
+        report = _from_run_dir(args)
+    elif args.file:
+        outcome = read_trace_file(args.file)
+        report = from_traces(outcome, Source("file", str(args.file)), functions=args.function or None)
+    else:
+        report = _from_xray(args)
+    if args.html:
+        write_html(report, args.html)
+    try:
+        if args.json:
+            json.dump(report.to_json(), stdout, indent=2, sort_keys=False)
+            stdout.write("\n")
+        else:
+            render(report, Console(file=stdout, width=200 if not stdout.isatty() else None))
+            if args.html:
+                stdout.write(f"HTML report: {args.html}\n")
+        stdout.flush()
+    except BrokenPipeError:  # `lambdalab traces --json | head`: the reader left, which is not an error
+        LOG.debug("stdout closed early")
+    return 0
+
+
+def _from_run_dir(args: argparse.Namespace) -> Report:
+    run = read_run_dir(args.run_dir)
+    return from_invocations(
+        run.invocations,
+        Source("run-dir", str(args.run_dir)),
+        environment_events=run.environment_events,
+        functions=args.function or None,
+        problems=run.problems,
+    )
+
+
+def _session(args: argparse.Namespace) -> Any:
+    try:
+        return boto3.Session(profile_name=args.profile, region_name=args.region)
+    except BotoCoreError as exc:  # e.g. ProfileNotFound
+        raise UserError(str(exc)) from None
+
+
+def _from_xray(args: argparse.Namespace) -> Report:
+    requested = window_from_args(args.since, args.start, args.end)  # flags checked before any AWS call
+    session = _session(args)
+    retry = RetryPolicy()
+    try:
+        return _xray_report(args, session, retry, requested)
+    except NoRegionError:
+        raise UserError("no AWS region: pass --region or set AWS_REGION") from None
+    except NoCredentialsError:
+        raise UserError("no AWS credentials: pass --profile, or `eval $(lambdalab env)` for the local cloud") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise UserError(f"{exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
+    except BotoCoreError as exc:
+        raise UserError(f"cannot reach the X-Ray endpoint: {exc}") from None
+
+
+def _xray_report(args: argparse.Namespace, session: Any, retry: RetryPolicy, requested: Window) -> Report:
+    functions: list[str] = list(args.function)
+    if args.stack:
+        functions.extend(name for name in aws.stack_functions(session, args.stack, retry) if name not in functions)
+    # botocore's own retries are off for X-Ray: RetryPolicy is the one bounded, jittered retry on throttling.
+    xray = session.client("xray", config=Config(retries={"mode": "standard", "total_max_attempts": 1}))
+    reader = XRayReader(xray, retry=retry, max_traces=args.max_traces)
+    execution_traces: dict[str, str] = {}
+    window: Window
+    if args.execution:
+        lookup = aws.describe_execution(session, args.execution, retry)
+        window = lookup.window if lookup.window is not None and not (args.since or args.start) else requested
+        if lookup.trace_id:
+            execution_traces[lookup.trace_id] = args.execution
+            outcome = reader.batch_get([lookup.trace_id])
+        else:
+            # No traceHeader (tracing off on the state machine): the functions its history called, in its window.
+            functions.extend(name for name in lookup.functions if name not in functions)
+            outcome = reader.read(window, functions)
+    else:
+        window = requested
+        outcome = reader.read(window, functions)
+    endpoint = reader.client.meta.endpoint_url
+    source = Source("xray", endpoint, window.start.timestamp(), window.end.timestamp())
+    seen = {(i.function, i.qualifier) for i in extract(outcome.traces).invocations}
+    names = functions or sorted({name for name, _ in seen})
+    metrics = aws.read_metrics(session, names, sorted(k for k in seen if k[0] in names), window)
+    report = from_traces(
+        outcome,
+        source,
+        functions=functions or None,
+        execution_traces=execution_traces,
+        spillover_metrics=metrics.spillover,
+        spillover_note="unavailable: " + (metrics.notes[0] if metrics.notes else "no function named (--function)"),
+    )
+    traced: dict[str, int] = {}
+    for item in report.invocations:
+        traced[item.function] = traced.get(item.function, 0) + 1
+    warnings, notes = aws.sampling_warnings(traced, metrics, aws.sampling_rules(session))
+    report.warnings.extend(warnings)
+    report.notes.extend(reader.notes + metrics.notes + notes)
+    if retry.retried:
+        report.notes.append(f"{retry.retried} throttled call(s) were retried")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry for scripts/traces.sh before the lead's `lambdalab` CLI mounts this module."""
+    parser = argparse.ArgumentParser(prog="lambdalab traces")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        return run(args)
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
