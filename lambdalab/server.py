@@ -138,6 +138,7 @@ class LocalCloud:
             ),
             self.telemetry,
         )
+        self.service.event_sender = self._send_event
         await self.service.start()
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
         if config.template is not None:
@@ -168,6 +169,44 @@ class LocalCloud:
             if rules:
                 self.telemetry.use_sampling_rules(rules)
         return stack
+
+    async def _send_event(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
+        """Deliver an async invocation record or DLQ message to an SQS queue, SNS topic, Lambda function or bus."""
+        parts = target_arn.split(":")
+        service = parts[2] if len(parts) > 5 else ""
+        if service == "lambda":
+            assert self.service is not None
+            await self.service.invoke(target_arn, None, body, invocation_type="Event")
+            return
+        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+
+        def send() -> None:
+            if service == "sqs":
+                sqs = client("sqs", self.moto.url, parts[3])
+                url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+                kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body.decode()}
+                if message_attributes:
+                    kwargs["MessageAttributes"] = message_attributes
+                sqs.send_message(**kwargs)
+            elif service == "sns":
+                client("sns", self.moto.url, parts[3]).publish(
+                    TopicArn=target_arn, Message=body.decode(), MessageAttributes=message_attributes
+                )
+            elif service == "events":
+                client("events", self.moto.url, parts[3]).put_events(
+                    Entries=[
+                        {
+                            "EventBusName": target_arn,
+                            "Source": "lambda",
+                            "DetailType": "Lambda Function Invocation Result",
+                            "Detail": body.decode(),
+                        }
+                    ]
+                )
+            else:
+                raise ValueError(f"unsupported destination {target_arn}")
+
+        await asyncio.to_thread(send)
 
     async def _cloudformation(self, request: web.Request) -> web.StreamResponse:
         from lambdalab.deploy.stack_api import handle

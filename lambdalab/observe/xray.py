@@ -163,6 +163,8 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
     if not plan.sampled:
         return []
     end = _response_time(rec)
+    # Lambda records the ARN as invoked: qualified for an alias or version, so reports can group by alias.
+    invoked_arn = rec.function_arn if rec.qualifier in ("", "$LATEST") else f"{rec.function_arn}:{rec.qualifier}"
     service: dict[str, Any] = {
         "name": rec.function_name,
         "id": plan.service_segment_id,
@@ -170,7 +172,7 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
         "start_time": rec.received_at,
         "end_time": max(rec.received_at, end),
         "origin": "AWS::Lambda",
-        "resource_arn": rec.function_arn,
+        "resource_arn": invoked_arn,
         "aws": {"request_id": rec.request_id, "region": region, "account_id": account_id},
         "http": {"response": {"status": 429 if rec.outcome == "throttled" else 200}},
     }
@@ -198,10 +200,10 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
         "start_time": begin,
         "end_time": max(begin, end),
         "origin": "AWS::Lambda::Function",
-        "resource_arn": rec.function_arn,
+        "resource_arn": invoked_arn,
         "aws": {
             "account_id": account_id,
-            "function_arn": rec.function_arn,
+            "function_arn": invoked_arn,
             "resource_names": [rec.function_name],
         },
         "subsegments": [],

@@ -297,3 +297,16 @@ def test_functions_versions_and_aliases_are_listed(cloud: RunningCloud, names: d
     function = client.get_function(FunctionName=names["ProvisionedName"])
     assert function["Concurrency"]["ReservedConcurrentExecutions"] == 10
     assert function["Configuration"]["TracingConfig"]["Mode"] == "Active"
+
+
+def test_memory_over_the_limit_kills_the_environment(cloud: RunningCloud, names: dict) -> None:
+    response = invoke(cloud, names["FaultsName"], {"fault": "memory"})
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Body"]["errorType"] == "Runtime.OutOfMemory"
+    assert invoke(cloud, names["FaultsName"], {})["Body"] == {"fault": None}
+
+
+def test_response_over_6_mb_is_a_function_error(cloud: RunningCloud, names: dict) -> None:
+    response = invoke(cloud, names["FaultsName"], {"fault": "big"})
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Body"]["errorType"] == "Function.ResponseSizeTooLarge"
