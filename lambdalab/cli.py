@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 from pathlib import Path
 
 from lambdalab import __version__, constants
@@ -135,7 +136,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
         account_concurrency=args.account_concurrency,
         keep_alive_s=keep_alive,
     )
-    return asyncio.run(_serve(LocalCloud(config)))
+    return _run_loop(_serve(LocalCloud(config)))
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop (libuv's event loop: about twice asyncio's throughput on loopback HTTP) where it installs."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; platforms without a wheel fall back
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def _serve(cloud: object) -> int:

@@ -136,6 +136,8 @@ class FunctionStore:
             raise InvalidParameterValueException(f"Invalid function name: {spec.name!r} (1-64 of a-z A-Z 0-9 - _)")
         if spec.name in self._functions:
             raise ResourceConflictException(f"Function already exist: {spec.name}")
+        # Environments run with the code folder as working directory: a relative path would not survive the chdir.
+        spec = replace(spec, code_dir=spec.code_dir.resolve())
         validate_spec(spec)
         latest = FunctionVersion(LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description)
         function = LambdaFunction(name=spec.name, arn=self.arn(spec.name), latest=latest)

@@ -99,3 +99,11 @@ def test_event_invoke_config_limits(store, code) -> None:
         store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 3, 60), now=1.0)
     with pytest.raises(InvalidParameterValueException, match="maximumEventAgeInSeconds"):
         store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 1, 30), now=1.0)
+
+
+def test_a_relative_code_folder_is_made_absolute(store, code, monkeypatch) -> None:
+    # Environments chdir into the code folder: a relative path (the default run root is relative) would break.
+    monkeypatch.chdir(code.parent)
+    function = store.create(spec(Path(code.name)))
+    assert function.latest.spec.code_dir == code.resolve()
+    assert function.latest.spec.code_dir.is_absolute()
