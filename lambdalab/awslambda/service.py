@@ -43,8 +43,23 @@ from lambdalab.awslambda.exceptions import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
-from lambdalab.awslambda.models import LATEST, FunctionStore, FunctionVersion, LambdaFunction
-from lambdalab.awslambda.policy import Admitted, ConcurrencyPolicy, Limits, PolicyError, StartKind, Throttled
+from lambdalab.awslambda.models import (
+    LATEST,
+    Alias,
+    FunctionStore,
+    FunctionVersion,
+    LambdaFunction,
+    split_function_name,
+)
+from lambdalab.awslambda.policy import (
+    Admitted,
+    ConcurrencyPolicy,
+    EnvState,
+    Limits,
+    PolicyError,
+    StartKind,
+    Throttled,
+)
 from lambdalab.clock import WallClock
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
@@ -188,6 +203,8 @@ class LambdaService:
             raise InvalidParameterValueException("Deleting a single version is not supported by the local cloud.")
         for env_id in self.policy.remove_function(function.name):
             self._kill_later(env_id, "killed")
+        for disposition in self.queue.forget_function(function.name):
+            self._spawn_task(self._dispose(disposition), f"forget-{disposition.event.event_id}")
         self.store.delete(function.name)
 
     def update_function_configuration(self, name: str, **changes: Any) -> FunctionVersion:
@@ -195,7 +212,7 @@ class LambdaService:
         latest = self.store.update_configuration(function, **changes)
         # Environments of $LATEST run the old configuration: retire the idle ones, as a new deployment does.
         for record in self.policy.environments(function.name):
-            if record.version == LATEST and record.state.name == "IDLE":
+            if record.version == LATEST and record.state == EnvState.IDLE:
                 self.policy.discard(record.env_id)
                 self._kill_later(record.env_id, "killed")
         return latest
@@ -209,19 +226,20 @@ class LambdaService:
         self.store.create_alias(function, alias_name, function_version, description)
         return function.qualified_arn(alias_name)
 
-    def update_alias(self, function_name: str, alias_name: str, function_version: str | None, description: str | None):
+    def update_alias(
+        self, function_name: str, alias_name: str, function_version: str | None, description: str | None
+    ) -> Alias:
         function = self.store.get(function_name)
         alias = function.aliases.get(alias_name)
         if alias is None:
             raise ResourceNotFoundException(f"Alias not found: {function.arn}:{alias_name}")
         if function_version is not None and function_version != alias.function_version:
-            if alias_name in function.provisioned:
-                raise ResourceConflictException(
-                    "Alias with provisioned concurrency cannot be updated to a new version locally; delete the "
-                    "provisioned concurrency config first."
-                )
-            function.version(function_version)
+            version = function.version(function_version)
             alias.function_version = function_version
+            if alias_name in function.provisioned:
+                # As on AWS, the alias's provisioned concurrency moves to the new version: new environments are
+                # initialised for it and the old version's are retired.
+                self._provision(function, alias_name, version, function.provisioned[alias_name])
         if description is not None:
             alias.description = description
         alias.revision_id = str(uuid.uuid4())
@@ -260,6 +278,9 @@ class LambdaService:
                 "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
             )
         _, version = function.resolve(qualifier)
+        self._provision(function, qualifier, version, count)
+
+    def _provision(self, function: LambdaFunction, qualifier: str, version: FunctionVersion, count: int) -> None:
         try:
             change = self.policy.set_provisioned(function.name, qualifier, version.version, count)
         except PolicyError as exc:
@@ -414,7 +435,7 @@ class LambdaService:
                 "Member must satisfy enum value set: [Tail, None]"
             )
         function = self.store.get(function_name)
-        _, embedded_qualifier = _split_qualifier(function_name)
+        _, embedded_qualifier = split_function_name(function_name)
         if embedded_qualifier and qualifier and embedded_qualifier != qualifier:
             raise InvalidParameterValueException(
                 "The derived qualifier from the function name does not match the specified qualifier."
@@ -787,12 +808,6 @@ class ThreadSafeControl:
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
         return self._call(self._service.function_arn, function_name, qualifier)
-
-
-def _split_qualifier(name: str) -> tuple[str, str | None]:
-    from lambdalab.awslambda.models import split_function_name
-
-    return split_function_name(name)
 
 
 def _policy_error(exc: PolicyError) -> LambdaApiError:

@@ -162,3 +162,24 @@ def test_async_function_error_is_retried_then_sent_to_the_on_failure_destination
     assert all(r["outcome"] == "function_error" for r in attempts)
     gap = attempts[1]["invoke_start"] - attempts[0]["invoke_end"]
     assert 0.5 <= gap < 5, gap  # 60 s x 0.01, plus scheduling
+
+
+def test_moving_an_alias_moves_its_provisioned_concurrency(cloud: RunningCloud, names: dict) -> None:
+    # GIVEN the alias "live" on version 1 with provisioned concurrency 2
+    name = names["ProvisionedName"]
+    client = cloud.client("lambda")
+    client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": {"COLD_START_SLEEP": "0.1", "RELEASE": "2"}}
+    )
+    assert client.publish_version(FunctionName=name)["Version"] == "2"
+    # WHEN the alias moves to version 2
+    client.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+
+    # THEN provisioned environments are initialised for version 2 and serve the alias
+    def ready():
+        return client.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")["Status"] == "READY"
+
+    wait_for(ready, "provisioned concurrency READY on version 2")
+    body = json.loads(client.invoke(FunctionName=name, Qualifier="live", Payload=b"{}")["Payload"].read())
+    assert body["function_version"] == "2"
+    assert body["initialization_type"] == "provisioned-concurrency"
