@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from aiohttp import web
 
 from lambdalab import constants
+from lambdalab.awsclients import local_client
 from lambdalab.awslambda.environments import EnvironmentHost
 from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
@@ -44,19 +44,6 @@ class CloudConfig:
     keep_alive_s: float = constants.DEFAULT_KEEP_ALIVE_SECONDS
     region: str = constants.DEFAULT_REGION
     account_id: str = constants.DEFAULT_ACCOUNT_ID
-
-
-def client(service: str, endpoint_url: str, region: str = constants.DEFAULT_REGION) -> Any:
-    """A boto3 client with the local cloud's fake credentials, never the host's."""
-    session: Any = boto3.session.Session()
-    return session.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
-        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
-        aws_session_token=constants.FAKE_SESSION_TOKEN,
-    )
 
 
 class LocalCloud:
@@ -114,8 +101,8 @@ class LocalCloud:
                 parameters=dict(config.parameter_overrides),
                 time_scale=config.time_scale,
             ),
-            cloudwatch=client("cloudwatch", self.moto.url, config.region),
-            xray=client("xray", self.moto.url, config.region),
+            cloudwatch=local_client("cloudwatch", self.moto.url, config.region),
+            xray=local_client("xray", self.moto.url, config.region),
             region=config.region,
             account_id=config.account_id,
             time_scale=config.time_scale,
@@ -182,18 +169,18 @@ class LocalCloud:
 
         def send() -> None:
             if service == "sqs":
-                sqs = client("sqs", self.moto.url, parts[3])
+                sqs = local_client("sqs", self.moto.url, parts[3])
                 url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
                 kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body.decode()}
                 if message_attributes:
                     kwargs["MessageAttributes"] = message_attributes
                 sqs.send_message(**kwargs)
             elif service == "sns":
-                client("sns", self.moto.url, parts[3]).publish(
+                local_client("sns", self.moto.url, parts[3]).publish(
                     TopicArn=target_arn, Message=body.decode(), MessageAttributes=message_attributes
                 )
             elif service == "events":
-                client("events", self.moto.url, parts[3]).put_events(
+                local_client("events", self.moto.url, parts[3]).put_events(
                     Entries=[
                         {
                             "EventBusName": target_arn,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
 from lambdalab import constants
+from lambdalab.awsclients import local_client
 from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl
 from lambdalab.errors import UserError
 
@@ -55,14 +55,7 @@ class ProvisionContext:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,  # type: ignore[call-overload]
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
-                aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
-                aws_session_token=constants.FAKE_SESSION_TOKEN,
-            )
+            self._clients[service] = local_client(service, self.endpoint_url, self.region)
         return self._clients[service]
 
     def arn(self, service: str, resource: str) -> str:

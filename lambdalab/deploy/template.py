@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import yaml
 from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
 from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
@@ -24,7 +23,7 @@ from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
 from samtranslator.yaml_helper import yaml_parse
 
-from lambdalab import constants
+from lambdalab.awsclients import local_session
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -443,12 +442,7 @@ def load_template(
         }
         ArnGenerator.BOTO_SESSION_REGION_NAME = region
         # A session with the lab's fake credentials: nothing in the transform may reach AWS with the host's.
-        session = boto3.session.Session(
-            region_name=region,
-            aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
-            aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
-            aws_session_token=constants.FAKE_SESSION_TOKEN,
-        )
+        session = local_session(region)
         translator = Translator(None, Parser(), boto_session=session)
         loader = ManagedPolicyLoader()
         try:

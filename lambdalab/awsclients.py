@@ -1,0 +1,24 @@
+"""boto3 sessions and clients with the local cloud's fake credentials: nothing the lab runs may use the host's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from lambdalab import constants
+
+
+def local_session(region: str = constants.DEFAULT_REGION) -> Any:
+    """A boto3 session holding only the documented fake credentials (never the host's profile or keys)."""
+    return boto3.session.Session(
+        region_name=region,
+        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+        aws_session_token=constants.FAKE_SESSION_TOKEN,
+    )
+
+
+def local_client(service: str, endpoint_url: str, region: str = constants.DEFAULT_REGION) -> Any:
+    """A client for one service of the local cloud (its own session: boto3 sessions are not shared across threads)."""
+    return local_session(region).client(service, endpoint_url=endpoint_url)
