@@ -36,3 +36,14 @@ stack_output() {
 positive_int() {
   [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"
 }
+
+# Milliseconds since the epoch from a timestamp as the AWS CLI prints it: ISO 8601 (CLI v2, or v1 with
+# cli_timestamp_format = iso8601) or epoch seconds (CLI v1's default).
+epoch_ms() {
+  local value=$1
+  if [[ $value =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+    date -d "@$value" +%s%3N
+  else
+    date -d "$value" +%s%3N
+  fi
+}

@@ -50,8 +50,8 @@ if [[ $status != "SUCCEEDED" ]]; then
   exit 1
 fi
 
-started_ms=$(date -d "$(jq -r .startDate <<<"$description")" +%s%3N)
-stopped_ms=$(date -d "$(jq -r .stopDate <<<"$description")" +%s%3N)
+started_ms=$(epoch_ms "$(jq -r .startDate <<<"$description")")
+stopped_ms=$(epoch_ms "$(jq -r .stopDate <<<"$description")")
 echo "execution took $(((stopped_ms - started_ms) / 1000)).$(printf '%03d' $(((stopped_ms - started_ms) % 1000))) s"
 
 # The INIT wait counts only for on-demand cold starts; provisioned environments ran INIT before the traffic.

@@ -322,3 +322,18 @@ def test_delete_stack_waits_then_removes_function_log_groups(fake_env: dict[str,
     assert "stack lambda-concurrency-lab deleted" in result.stdout
     deleted = (tmp_path / "deleted-log-groups").read_text().splitlines()
     assert deleted == ["/aws/lambda/lab-base", "/aws/lambda/lab-queue"]
+
+
+@pytest.mark.parametrize(
+    "printed",
+    ["1795330833.349", "2026-11-22T07:00:33.349Z", "2026-11-22T07:00:33.349000+00:00"],
+)
+def test_timestamps_from_either_aws_cli_version_become_milliseconds(printed: str):
+    # CLI v1 prints epoch seconds by default, v2 ISO 8601: start-execution.sh must read both.
+    result = subprocess.run(
+        ["bash", "-c", f'source "{ROOT}/scripts/lib.sh" && epoch_ms "$1"', "_", printed],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == "1795330833349"
