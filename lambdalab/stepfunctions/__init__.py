@@ -1,0 +1,1 @@
+"""Step Functions in the local cloud: moto's executing interpreter, with AWS's limits and checks added around it."""
