@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Shared helpers for the lab's scripts (source it): stack name, stack outputs, required tools, clear errors.
-# The AWS CLI reads AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL by itself; nothing here overrides them.
+# The AWS CLI reads AWS_PROFILE and AWS_REGION by itself; AWS_ENDPOINT_URL is passed on explicitly (see aws()).
 
 LAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_NAME="${STACK_NAME:-lambda-concurrency-lab}"
 # A system-wide `aws` wins; the project's virtualenv is the fallback.
 PATH="$PATH:$LAB_ROOT/.venv/bin"
 export LAB_ROOT STACK_NAME PATH
+
+# AWS CLI v1 sends SQS calls to the Region's queue endpoint whatever AWS_ENDPOINT_URL says; pass the endpoint
+# explicitly so every call reaches a local cloud too. With AWS_ENDPOINT_URL unset (AWS itself) nothing is added.
+aws() {
+  if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
+    command aws --endpoint-url "$AWS_ENDPOINT_URL" "$@"
+  else
+    command aws "$@"
+  fi
+}
 
 die() {
   echo "error: $*" >&2
