@@ -284,7 +284,7 @@ def test_send_messages_script_runs_unchanged_against_the_lab_stack(tmp_path: Pat
     extra = ["--stack-name", "lambda-concurrency-lab", "--time-scale", "0.05"]
     with local_cloud(REPO / "template.yaml", tmp_path, extra=extra) as running:
         # AWS CLI v1 ignores AWS_ENDPOINT_URL for SQS (its "SSL common name" customization picks
-        # <region>.queue.amazonaws.com); scripts/lib.sh passes --endpoint-url itself, so the script runs as users run it.
+        # <region>.queue.amazonaws.com); scripts/lib.sh passes --endpoint-url itself, so the script runs as is.
         env = dict(running.env, COUNT="20", STACK_NAME="lambda-concurrency-lab")
         result = subprocess.run(
             ["bash", str(REPO / "scripts" / "send-messages.sh")],
