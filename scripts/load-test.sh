@@ -18,12 +18,14 @@ if [[ ! -f $FILE ]]; then
   die "no scenario '$SCENARIO' (have: ${have[*]})"
 fi
 
-if ! command -v npx >/dev/null 2>&1 || ! npx --no-install artillery --version >/dev/null 2>&1; then
+# The repository's pinned Artillery (package.json, `npm ci`) wins over a global one. Artillery sends an anonymous usage
+# ping even with telemetry disabled; the pinned install replaces its PostHog client with one that sends nothing.
+PATH="$LAB_ROOT/node_modules/.bin:$PATH"
+export ARTILLERY_DISABLE_TELEMETRY="${ARTILLERY_DISABLE_TELEMETRY:-true}"
+if ! command -v node >/dev/null 2>&1 || ! command -v artillery >/dev/null 2>&1; then
   cat >&2 <<'HINT'
-Artillery is not installed. Install Node.js 18+ (https://nodejs.org), then either
-  npm install --global artillery@latest
-or, inside this repository,
-  npm install --no-save artillery
+Artillery is not installed. Install Node.js 18.16+ (https://nodejs.org), then, inside this repository,
+  npm ci        (or npm install: the pinned Artillery of package.json)
 and run this script again.
 HINT
   exit 2
@@ -31,4 +33,4 @@ fi
 
 API_URL="$(stack_output ApiUrl)"
 echo "running loadtests/$SCENARIO.yaml against $API_URL"
-exec npx --no-install artillery run "$FILE" --target "$API_URL" "$@"
+exec artillery run "$FILE" --target "$API_URL" "$@"

@@ -1,0 +1,1 @@
+"""API Gateway REST APIs served locally as Lambda proxy integrations."""
