@@ -4,11 +4,19 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint format bench clean system-deps
+.PHONY: venv demo test lint format bench clean system-deps node-deps
 
 venv: $(STAMP)
+
+# Artillery for scripts/load-test.sh and its test (package-lock.json pins it; .npmrc skips install scripts).
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json .npmrc
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); \
+	else echo "note: npm not found; the Artillery load-test test will skip"; fi
 
 # Debian's Chromium, for the test that opens the HTML cold-start report in a real headless browser.
 system-deps:
@@ -28,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/lambdalab demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps node-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -45,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,4 +1,4 @@
-"""The `lambdalab` command: `up` (the local cloud), `env` (the shell exports), `traces` (the cold-start report)."""
+"""The `lambdalab` command: `up` (the local cloud), `env` (exports), `traces` (the cold-start report), `demo`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from lambdalab import __version__, constants
 from lambdalab.errors import UserError
@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     from lambdalab.traces.cli import add_arguments
 
     add_arguments(traces)
+
+    demo = sub.add_parser("demo", help="run the base and provisioned state machines side by side on the local cloud")
+    from lambdalab.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(demo)
     return parser
 
 
@@ -200,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lambdalab.traces.cli import run
 
             return run(args)
+        if args.command == "demo":
+            from lambdalab.demo import run as run_demo
+
+            return run_demo(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

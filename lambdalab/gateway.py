@@ -67,7 +67,8 @@ class Gateway:
             return await ours(request)
         return await self.proxy(request)
 
-    async def proxy(self, request: web.Request) -> web.StreamResponse:
+    async def proxy(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """Forward to moto; ``body`` replaces the request's (a route that rewrote it)."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=64),
@@ -75,7 +76,8 @@ class Gateway:
                 timeout=aiohttp.ClientTimeout(total=300),
             )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read()
+        if body is None:
+            body = await request.read()
         url = self.moto_url + request.rel_url.raw_path_qs
         async with self._session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False

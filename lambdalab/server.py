@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from lambdalab import constants
+from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.environments import EnvironmentHost
 from lambdalab.awslambda.policy import Limits
@@ -61,7 +62,9 @@ class LocalCloud:
         self._site: web.TCPSite | None = None
         self._url = ""
         self._stoppers: list[Any] = []
+        self._closers: list[Any] = []  # coroutine functions, awaited at stop
         self.run_dir: Path | None = None
+        self._rest_apis: RestApis | None = None
 
     @property
     def url(self) -> str:
@@ -81,11 +84,28 @@ class LocalCloud:
         async def cloudformation_route(request: web.Request) -> web.StreamResponse:
             return await self._cloudformation(request)
 
+        from lambdalab.stepfunctions.api import StatesApi
+
+        states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
+        self._closers.append(states_api.close)
+        from lambdalab.autoscaling.local import CapacityServices
+
+        capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # DynamoDB metering, autoscaling
         gateway = Gateway(
             self.moto.url,
-            {"lambda": lambda_route, "cloudformation": cloudformation_route},
-            extra={"/_lambdalab/": self._internal},
+            {"lambda": lambda_route, "cloudformation": cloudformation_route, "states": states_api.handle}
+            | capacity.routes(),
+            extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
         )
+        capacity.bind(gateway.proxy)
+        self._rest_apis = RestApis(  # REST API calls; the management API under /restapis/ still goes to moto
+            moto_table_loader(self.moto.url, config.region),
+            self._invoke_for_api,
+            gateway.proxy,
+            account_id=config.account_id,
+            access_log=None,
+        )
+        self._closers.append(self._rest_apis.close)
         self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
@@ -109,6 +129,10 @@ class LocalCloud:
         )
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
+        self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
+        from lambdalab.stepfunctions.local import enable as enable_stepfunctions
+
+        enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         self.host = EnvironmentHost(run_dir=self.run_dir)
         await self.host.start()
@@ -126,8 +150,15 @@ class LocalCloud:
             self.telemetry,
         )
         self.service.event_sender = self._send_event
+        from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
+
+        speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
+        self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
         await self.service.start()
+        capacity.start(self._url, self.service)
+        self._closers.insert(0, capacity.stop)
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
+        self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
@@ -147,6 +178,10 @@ class LocalCloud:
             parameter_overrides=overrides,
         )
         self.stacks[stack.stack_name] = stack
+        if self._rest_apis is not None:  # routes from the new APIs; their execute-api outputs name the local endpoint
+            table = await self._rest_apis.reload()
+            for output in stack.outputs.values():
+                output.value = local_api_url(output.value, self._url, set(table.apis))
         self.warnings.extend(stack.warnings)
         if self.telemetry is not None:
             rules = [
@@ -204,6 +239,14 @@ class LocalCloud:
         status, body = handle(params.get("Action", ""), params, self.stacks)
         return web.Response(status=status, body=body.encode(), content_type="text/xml")
 
+    async def _rest_api_route(self, request: web.Request) -> web.StreamResponse:
+        assert self._rest_apis is not None
+        return await self._rest_apis.handle(request)
+
+    async def _invoke_for_api(self, function_arn: str, payload: bytes, trace_header: str | None) -> Any:
+        assert self.service is not None
+        return await self.service.invoke(function_arn, None, payload, trace_header=trace_header)
+
     async def _internal(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/_lambdalab/health":
             body = {
@@ -222,6 +265,9 @@ class LocalCloud:
             await self.host.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        for close in self._closers:
+            await close()
+        self._closers.clear()
         for stop in reversed(self._stoppers):
             try:
                 stop()

@@ -547,3 +547,6 @@ async def add_permission(api: LambdaApi, request: web.Request, p: dict[str, str]
         "Resource": function.arn,
     }
     return _json({"Statement": json.dumps(statement)}, status=201)
+
+
+from lambdalab.awslambda import esm_api  # noqa: E402, F401  (registers the event source mapping routes)

@@ -60,6 +60,7 @@ from lambdalab.awslambda.policy import (
     StartKind,
     Throttled,
 )
+from lambdalab.awslambda.sqs_poller import EventSourceMappings
 from lambdalab.clock import WallClock
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
@@ -156,6 +157,7 @@ class LambdaService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
+        self.event_sources = EventSourceMappings(self)  # SQS event source mappings and their pollers
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -163,8 +165,10 @@ class LambdaService:
         self._loop = asyncio.get_running_loop()
         self._spawn_task(self._reaper(), "reaper")
         self._spawn_task(self._async_dispatcher(), "async-dispatcher")
+        self.event_sources.start()
 
     async def stop(self) -> None:
+        await self.event_sources.stop()  # pollers first: nothing new is invoked while environments go
         self._stopping = True
         self._queue_wakeup.set()
         for task in list(self._tasks):
@@ -253,6 +257,10 @@ class LambdaService:
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
         return self.store.get(function_name).qualified_arn(qualifier)
+
+    def create_event_source_mapping(self, properties: dict[str, Any]) -> str:
+        """AWS::Lambda::EventSourceMapping (resolved properties) → the mapping's UUID. Resolves the queue blocking."""
+        return self.event_sources.create(properties, lenient=True).uuid
 
     # --- control: concurrency -------------------------------------------------------------------------------------
 
@@ -808,6 +816,12 @@ class ThreadSafeControl:
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
         return self._call(self._service.function_arn, function_name, qualifier)
+
+    def create_event_source_mapping(self, properties: dict[str, Any]) -> str:
+        mappings = self._service.event_sources
+        source, _, _ = self._call(mappings.check, properties, True)
+        queue_url = mappings.resolve_queue(source)  # on this thread: the loop never waits on SQS
+        return self._call(lambda: mappings.create(properties, queue_url, True).uuid)
 
 
 def _policy_error(exc: PolicyError) -> LambdaApiError:

@@ -414,7 +414,9 @@ class EventSourceMappings:
         for task in pending:
             task.cancel()
         if pending:
-            LOG.warning(
+            # At shutdown (grace 0) cancelling is the plan, not news; a disable that outlasts its grace is.
+            LOG.log(
+                logging.WARNING if grace_s > 0 else logging.DEBUG,
                 "event source mapping %s: %d pollers did not stop within %s s; cancelled",
                 runtime.mapping.uuid,
                 len(pending),
