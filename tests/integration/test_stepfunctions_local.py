@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.cloud import RunningCloud, local_cloud
+from tests.support.cloud import BIN, RunningCloud, local_cloud
 
 pytestmark = pytest.mark.integration
 
@@ -289,3 +289,40 @@ def test_lambdalab_up_rejects_a_template_whose_definition_is_invalid(tmp_path: P
     assert "Resources.Broken" in result.stderr and "InvalidDefinition" in result.stderr
     assert 'States.Invoke does not have required field "Next"' in result.stderr
     assert "ready " not in result.stdout
+
+
+def test_traces_after_a_map_execution_find_exactly_the_recorded_cold_starts(
+    cloud: RunningCloud, outputs: dict[str, str]
+) -> None:
+    # GIVEN a traced Map execution of 9 items on a function with a 0.2 s INIT
+    worker = outputs["WorkerName"]
+    since = time.time()
+    described = run(cloud, outputs["FanMachineArn"], entries(9, 0.2))
+    assert described["status"] == "SUCCEEDED"
+    records = records_of(cloud, worker, since, 9)
+    trace_ids = {r["trace_id"] for r in records}
+    assert len(trace_ids) == 1  # the execution and its invocations share one trace
+    kinds = {r["request_id"]: r["start_kind"] for r in records}
+
+    # WHEN lambdalab traces reads the local X-Ray (bounded wait: segments are forwarded every 0.5 s)
+    def report() -> dict[str, Any]:
+        result = subprocess.run(
+            [str(BIN / "lambdalab"), "traces", "--json", "--since", "10m", "--function", worker],
+            env=cloud.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(result.stdout)
+
+    deadline = time.monotonic() + 30
+    while True:
+        got = report()
+        mine = [i for i in got["invocations"] if i["trace_id"] in trace_ids]
+        if len(mine) >= 9 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # THEN it finds the execution's 9 calls, each cold or warm exactly as the run records say
+    assert len(mine) == 9
+    assert {i["request_id"]: i["start_kind"] for i in mine} == kinds
