@@ -41,7 +41,11 @@ case "$KIND" in
       # Lambda refuses values that would leave less than 100 unreserved in the account.
       aws lambda put-function-concurrency --function-name "$FUNCTION" --reserved-concurrent-executions "$VALUE" \
         --output text --query ReservedConcurrentExecutions >/dev/null
-      echo "$FUNCTION: reserved concurrency $VALUE ($VALUE = 0 throttles every call)"
+      if [[ $VALUE == 0 ]]; then
+        echo "$FUNCTION: reserved concurrency 0 (every call is throttled)"
+      else
+        echo "$FUNCTION: reserved concurrency $VALUE"
+      fi
     fi
     ;;
   provisioned)

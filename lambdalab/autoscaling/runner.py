@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from botocore.exceptions import ClientError
 
 from lambdalab.autoscaling.policy import DYNAMODB_RULE, LAMBDA_RULE, Decision, Direction, TargetTracker
 from lambdalab.clock import Clock
@@ -173,6 +174,8 @@ class Autoscaler:
         while not self._stop.is_set():
             try:
                 await self.step()
+            except ClientError as exc:  # the local CloudWatch refused a query: say so, try again next tick
+                LOG.warning("autoscaler step failed: %s", exc)
             except Exception:
                 LOG.exception("autoscaler step failed")
             with contextlib.suppress(TimeoutError):
@@ -296,6 +299,11 @@ class Autoscaler:
     ) -> float | None:
         start = datetime.fromtimestamp(period * self.period_s, UTC)
         end = start + timedelta(seconds=self.period_s)
+        if self.period_s < 1:
+            # CloudWatch (and moto) resolve time to whole seconds; a sub-second period (time scale under 1/60) is
+            # read from the whole second around it, so neighbouring periods can share a datapoint.
+            start = start.replace(microsecond=0)
+            end = max(start + timedelta(seconds=1), end)
         points = self._cloudwatch.get_metric_statistics(
             Namespace=namespace,
             MetricName=name,
