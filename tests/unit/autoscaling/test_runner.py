@@ -64,3 +64,33 @@ async def _scenario() -> None:
     assert activity["Description"] == "Setting write capacity units to 8."
     assert activity["StatusCode"] == "Successful"
     assert "compressed to 3 s" in activity["Details"]
+
+
+def test_a_sub_second_period_reads_a_whole_second_of_cloudwatch() -> None:
+    # GIVEN time scale 0.01 (0.6 s periods) and a datapoint inside one period
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        clock = VirtualClock(1_800_000_000.0)
+        autoscaler = Autoscaler(
+            clock, time_scale=0.01, aas=boto3.client("application-autoscaling", region_name="us-east-1"),
+            cloudwatch=cloudwatch, dynamodb=None, meter=CapacityMeter(clock, time_scale=0.01), lambda_service=None,
+            store=ActivityStore(),
+        )  # fmt: skip
+        period = 3_000_000_001  # starts at 1,800,000,000.6 s
+        dims = [{"Name": "FunctionName", "Value": "f"}, {"Name": "Resource", "Value": "f:live"}]
+        cloudwatch.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {
+                    "MetricName": "ProvisionedConcurrencyUtilization",
+                    "Dimensions": dims,
+                    "Timestamp": 1_800_000_000.7,
+                    "Value": 0.9,
+                    "StorageResolution": 1,
+                }
+            ],
+        )
+        # WHEN the period is read (CloudWatch refuses a window that starts and ends in the same second)
+        value = autoscaler._cloudwatch_value("AWS/Lambda", "ProvisionedConcurrencyUtilization", "Maximum", dims, period)
+    # THEN the whole second around it is read instead of failing
+    assert value == 0.9
