@@ -76,7 +76,7 @@ def test_a_sub_second_period_reads_a_whole_second_of_cloudwatch() -> None:
             cloudwatch=cloudwatch, dynamodb=None, meter=CapacityMeter(clock, time_scale=0.01), lambda_service=None,
             store=ActivityStore(),
         )  # fmt: skip
-        period = 3_000_000_001  # starts at 1,800,000,000.6 s
+        period = 3_000_000_000  # 1,800,000,000.0 s to .6 s: one second on the wire
         dims = [{"Name": "FunctionName", "Value": "f"}, {"Name": "Resource", "Value": "f:live"}]
         cloudwatch.put_metric_data(
             Namespace="AWS/Lambda",
@@ -84,7 +84,7 @@ def test_a_sub_second_period_reads_a_whole_second_of_cloudwatch() -> None:
                 {
                     "MetricName": "ProvisionedConcurrencyUtilization",
                     "Dimensions": dims,
-                    "Timestamp": 1_800_000_000.7,
+                    "Timestamp": 1_800_000_000.3,
                     "Value": 0.9,
                     "StorageResolution": 1,
                 }
