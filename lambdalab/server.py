@@ -16,16 +16,22 @@ from aiohttp import web
 
 from lambdalab import constants
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
+from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.environments import EnvironmentHost
 from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
+from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
+from lambdalab.deploy import stack_api
+from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.gateway import Gateway
 from lambdalab.moto_backend import MotoBackend
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
 from lambdalab.observe.xray import SamplingRule
+from lambdalab.stepfunctions.api import StatesApi
+from lambdalab.stepfunctions.local import enable as enable_stepfunctions
 
 LOG = logging.getLogger(__name__)
 
@@ -84,12 +90,8 @@ class LocalCloud:
         async def cloudformation_route(request: web.Request) -> web.StreamResponse:
             return await self._cloudformation(request)
 
-        from lambdalab.stepfunctions.api import StatesApi
-
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
-        from lambdalab.autoscaling.local import CapacityServices
-
         capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # DynamoDB metering, autoscaling
         gateway = Gateway(
             self.moto.url,
@@ -130,8 +132,6 @@ class LocalCloud:
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
         self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
-        from lambdalab.stepfunctions.local import enable as enable_stepfunctions
-
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         self.host = EnvironmentHost(run_dir=self.run_dir)
@@ -150,8 +150,6 @@ class LocalCloud:
             self.telemetry,
         )
         self.service.event_sender = self._send_event
-        from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
-
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
         self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
         await self.service.start()
@@ -163,12 +161,10 @@ class LocalCloud:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
     async def deploy(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
-        from lambdalab.deploy.deployer import deploy
-
         assert self.service is not None
         control = ThreadSafeControl(self.service, asyncio.get_running_loop())
         stack = await asyncio.to_thread(
-            deploy,
+            deploy_template,
             template,
             lambda_control=control,
             endpoint_url=self._url,  # through the gateway, so queue URLs and ARNs name the endpoint users see
@@ -231,12 +227,10 @@ class LocalCloud:
         await asyncio.to_thread(send)
 
     async def _cloudformation(self, request: web.Request) -> web.StreamResponse:
-        from lambdalab.deploy.stack_api import handle
-
         form = await request.post()
         params = {k: str(v) for k, v in form.items()}
         params.update({k: v for k, v in request.query.items()})
-        status, body = handle(params.get("Action", ""), params, self.stacks)
+        status, body = stack_api.handle(params.get("Action", ""), params, self.stacks)
         return web.Response(status=status, body=body.encode(), content_type="text/xml")
 
     async def _rest_api_route(self, request: web.Request) -> web.StreamResponse:
