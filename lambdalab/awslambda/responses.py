@@ -84,11 +84,18 @@ async def _body_json(request: web.Request) -> dict[str, Any]:
     return parsed
 
 
-def _int(body: dict[str, Any], key: str) -> int:
+def _int(body: dict[str, Any], key: str, minimum: int | None = None) -> int:
+    """An integer member of a request body, with AWS's validation message when it is missing or too small."""
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidParameterValueException(
             f"1 validation error detected: Value '{value}' at '{key}' must be an integer"
+        )
+    if minimum is not None and value < minimum:
+        member = key[0].lower() + key[1:]
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+            f"Member must have value greater than or equal to {minimum}"
         )
     return value
 
@@ -389,12 +396,7 @@ async def delete_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) 
 @route("PUT", "/2017-10-31/functions/{name}/concurrency")
 async def put_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     body = await _body_json(request)
-    reserved = _int(body, "ReservedConcurrentExecutions")
-    if reserved < 0:
-        raise InvalidParameterValueException(
-            f"1 validation error detected: Value '{reserved}' at 'reservedConcurrentExecutions' failed to satisfy "
-            "constraint: Member must have value greater than or equal to 0"
-        )
+    reserved = _int(body, "ReservedConcurrentExecutions", minimum=0)
     api.service.put_function_concurrency(p["name"], reserved)
     return _json({"ReservedConcurrentExecutions": reserved})
 
@@ -414,12 +416,7 @@ async def delete_function_concurrency(api: LambdaApi, request: web.Request, p: d
 @route("PUT", "/2019-09-30/functions/{name}/provisioned-concurrency")
 async def put_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     body = await _body_json(request)
-    count = _int(body, "ProvisionedConcurrentExecutions")
-    if count < 1:
-        raise InvalidParameterValueException(
-            f"1 validation error detected: Value '{count}' at 'provisionedConcurrentExecutions' failed to satisfy "
-            "constraint: Member must have value greater than or equal to 1"
-        )
+    count = _int(body, "ProvisionedConcurrentExecutions", minimum=1)
     function, qualifier = api.function_and_qualifier(p["name"], request)
     if not qualifier:
         raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")

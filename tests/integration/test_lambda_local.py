@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -310,3 +312,35 @@ def test_response_over_6_mb_is_a_function_error(cloud: RunningCloud, names: dict
     response = invoke(cloud, names["FaultsName"], {"fault": "big"})
     assert response["FunctionError"] == "Unhandled"
     assert response["Body"]["errorType"] == "Function.ResponseSizeTooLarge"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "member", "minimum"),
+    [
+        ("/2017-10-31/functions/{name}/concurrency", {"ReservedConcurrentExecutions": -1}, "reserved", 0),
+        (
+            "/2019-09-30/functions/{name}/provisioned-concurrency?Qualifier=live",
+            {"ProvisionedConcurrentExecutions": 0},
+            "provisioned",
+            1,
+        ),
+    ],
+)
+def test_concurrency_below_the_minimum_is_a_validation_error(
+    cloud: RunningCloud, names: dict, path: str, body: dict, member: str, minimum: int
+) -> None:
+    # botocore refuses these before sending; a raw request shows what the API itself answers
+    request = urllib.request.Request(
+        cloud.url + path.format(name=names["ProvisionedName"]), data=json.dumps(body).encode(), method="PUT"
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    assert caught.value.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    message = json.loads(caught.value.read())["Message"]
+    assert f"at '{member}ConcurrentExecutions'" in message
+    assert f"greater than or equal to {minimum}" in message
+    config = cloud.client("lambda").get_provisioned_concurrency_config(
+        FunctionName=names["ProvisionedName"], Qualifier="live"
+    )
+    assert config["RequestedProvisionedConcurrentExecutions"] == 2  # nothing changed
