@@ -6,6 +6,7 @@ Resolution order everywhere: explicit argument → environment variable → defa
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # --- lambdalab's own settings -------------------------------------------------------------------------------------
 ENV_PORT = "LAMBDALAB_PORT"
@@ -13,6 +14,8 @@ ENV_RUN_DIR = "LAMBDALAB_RUN_DIR"
 ENV_TIME_SCALE = "LAMBDALAB_TIME_SCALE"
 ENV_KEEP_ALIVE = "LAMBDALAB_KEEP_ALIVE_SECONDS"
 ENV_ACCOUNT_CONCURRENCY = "LAMBDALAB_ACCOUNT_CONCURRENCY"
+ENV_CACHE_DIR = "LAMBDALAB_CACHE_DIR"  # runtimes, function builds and measured import costs (default below)
+ENV_INIT_CONCURRENCY = "LAMBDALAB_INIT_CONCURRENCY"  # INITs running function code at once (default below)
 
 DEFAULT_PORT = 4566
 DEFAULT_HOST = "127.0.0.1"
@@ -39,6 +42,23 @@ SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # 1 MB since Oct 2025; 256 KB before
 DEFAULT_TIMEOUT_SECONDS = 3
 DEFAULT_MEMORY_MB = 128
+
+
+def cache_dir() -> Path:
+    """Where the lab keeps what it builds once per machine: `LAMBDALAB_CACHE_DIR`, else `$XDG_CACHE_HOME/lambdalab`,
+    else `~/.cache/lambdalab`."""
+    explicit = os.environ.get(ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lambdalab"
+
+
+def default_init_concurrency() -> int:
+    """How many INITs may run function code at once: one core is kept for the gateway, the warm path and the load
+    generator; the rest run INITs (at least one)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -1,12 +1,24 @@
-"""Execution environments: one OS process per environment, forked from a fork server, speaking the Runtime API.
+"""Execution environments: one OS process per environment, forked from its runtime's fork server, speaking the
+Runtime API.
 
 The Lambda service decides *which* environment serves a request; this module is the machinery it drives:
-:class:`EnvironmentHost` (one per local cloud) starts the fork server and spawns :class:`Environment` s; each
-environment runs the function with ``awslambdaric`` (the same runtime interface client AWS publishes) against its own
-Runtime API listener (:mod:`lambdalab.awslambda.runtime_api`), one request at a time.
+:class:`EnvironmentHost` (one per local cloud) runs one fork server per runtime (:class:`ForkServerProcess`) and
+spawns :class:`Environment` s; each environment runs the function with ``awslambdaric`` (the same runtime interface
+client AWS publishes) against its own Runtime API listener (:mod:`lambdalab.awslambda.runtime_api`), one request at
+a time.
 
-Runtimes: every ``python3.x`` runtime runs with the host's interpreter (the lab's virtualenv, Python 3.11 today);
-``AWS_EXECUTION_ENV`` still says ``AWS_Lambda_<runtime>`` as the template asks.
+Runtimes: a ``python3.X`` function runs on CPython 3.X when this machine has it
+(:mod:`lambdalab.awslambda.runtime.interpreters`), with the runtime's own packages only — the runtime interface
+client and the AWS SDK (:mod:`lambdalab.awslambda.runtime.packages`) — after the function's code folder, its
+dependencies and its layers on the import path. Nothing of the lab's virtualenv is importable.
+
+This machine's limits are local, never Lambda's (:mod:`lambdalab.awslambda.runtime.cpu`): INIT code runs through a
+FIFO CPU gate; the INIT duration reported is the wall time of INIT minus the time it queued at the gate and the time
+its process waited for a CPU (run-queue delay), and that local waiting is reported apart; the on-demand INIT cap and
+the invoke timeout are extended by the same local waiting, so a busy machine never turns into a Lambda timeout. A
+full fork-server socket, a failed fork (EAGAIN/ENOMEM) or a listener that cannot bind makes the spawn wait and
+retry; if that is not enough the spawn fails with :class:`LocalCapacityError`, which the service reports as a local
+error, never as an AWS one.
 
 Memory: ``memory_mb`` is enforced by a monitor that reads each initialising or busy environment's resident set
 (``/proc/<pid>/statm``) every ``memory_poll_s`` and SIGKILLs a process over its size, reported as Lambda reports an
@@ -15,10 +27,11 @@ using RLIMIT_AS alone: a Python process reserves address space it never touches 
 per thread) — an idle environment here has 102 MiB of address space for 18 MiB resident after one invoke — so an
 address-space limit near ``memory_mb`` breaks ordinary code, and a hit shows as a Python ``MemoryError`` rather than
 a kill. Limits of the monitor: an allocation faster than the poll interval can overshoot briefly before the kill, and
-``Max Memory Used`` counts pages shared with the fork server (as Lambda counts the runtime's own pages). RLIMIT_AS is
-still set, generously (``memory_mb`` + the fork server's address space + 1 GiB), as a backstop against an allocation
-faster than the monitor; a function that hits it sees ``MemoryError`` (which Lambda functions can also see).
-cgroups would be exact but need privileges the lab does not assume.
+``Max Memory Used`` counts pages shared with the fork server (as Lambda counts the runtime's own pages) except those
+of the pre-imported SDK until the function imports it. RLIMIT_AS is still set, generously (``memory_mb`` + the fork
+server's address space + 1 GiB), as a backstop against an allocation faster than the monitor; a function that hits
+it sees ``MemoryError`` (which Lambda functions can also see). cgroups would be exact but need privileges the lab
+does not assume.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ import base64
 import binascii
 import contextlib
 import enum
+import errno
 import json
 import logging
 import os
@@ -35,9 +49,10 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
+import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +60,12 @@ from typing import Any
 import psutil
 
 from lambdalab import constants
-from lambdalab.awslambda import envvars, forkserver
+from lambdalab.awslambda import envvars
+from lambdalab.awslambda.runtime import forkserver
+from lambdalab.awslambda.runtime.cpu import CpuGate, run_queue_delay_s
+from lambdalab.awslambda.runtime.interpreters import Interpreter, find_interpreter
+from lambdalab.awslambda.runtime.packages import ensure_runtime_packages
+from lambdalab.awslambda.runtime.probe import RuntimeCosts, runtime_costs
 from lambdalab.awslambda.runtime_api import NextEvent, RuntimeApiServer, Verdict
 
 LOG = logging.getLogger(__name__)
@@ -57,8 +77,14 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 PROVISIONED_INIT_FLOOR_S = 130.0
 _LOG_SEGMENT_CAP = 8 * MIB  # keep at most this much of one INIT's or invocation's output (the tail)
 _EXIT_WAIT_S = 5.0
-_START_TIMEOUT_S = 30.0
-_SPAWN_TIMEOUT_S = 10.0
+_START_TIMEOUT_S = 60.0  # a fork server imports the SDK before it is ready; generous on a loaded machine
+# How long a spawn may wait for this machine (a full control socket, a failed fork, a listener that cannot bind)
+# before it fails as a local error. A healthy fork server forks in milliseconds; this bounds a wedged one.
+LOCAL_WAIT_LIMIT_S = 60.0
+_RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+_LOCAL_ERRNOS = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EADDRINUSE, errno.ENOBUFS})
+_CREDIT_EPSILON_S = 0.002  # local waiting below this is not worth extending a deadline for
+LOCAL_ERROR_TYPE = "Lambdalab.LocalCapacity"  # never an AWS error type: the output names this machine
 # Go's names for signals, as Lambda's "Runtime exited with error: signal: ..." uses them.
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed",
@@ -71,6 +97,11 @@ _SIGNAL_WORDS = {
     signal.SIGINT: "interrupt",
     signal.SIGPIPE: "broken pipe",
 }
+
+
+class LocalCapacityError(RuntimeError):
+    """This machine could not give an environment what it needs (a fork, a socket, a running fork server) even after
+    waiting. Not an AWS error: on AWS the call would have run."""
 
 
 class EnvironmentState(enum.Enum):
@@ -90,6 +121,9 @@ _ALLOWED = {
 }
 
 
+_WATCHED = frozenset({EnvironmentState.STARTING, EnvironmentState.INIT, EnvironmentState.BUSY})  # memory is checked
+
+
 class IllegalTransition(RuntimeError):
     """An environment was asked to move between states its lifecycle does not connect."""
 
@@ -99,6 +133,7 @@ class InvokeStatus(enum.Enum):
     FUNCTION_ERROR = "function_error"
     TIMEOUT = "timeout"
     CRASH = "crash"
+    LOCAL_ERROR = "local_error"  # this machine ended the invoke (the host stopped, the fork server died)
 
 
 @dataclass(frozen=True)
@@ -110,8 +145,8 @@ class EnvironmentSpec:
     function_arn: str
     version: str
     handler: str  # "app.lambda_handler"
-    code_dir: Path
-    runtime: str  # "python3.13"; run with the host interpreter
+    code_dir: Path  # the task root (LAMBDA_TASK_ROOT, the working directory, first on the import path)
+    runtime: str  # "python3.13"
     memory_mb: int
     timeout_s: float
     user_environment: dict[str, str]
@@ -122,6 +157,9 @@ class EnvironmentSpec:
     endpoint_url: str  # the local cloud, given to the function as AWS_ENDPOINT_URL
     xray_daemon_address: str | None = None  # "127.0.0.1:2000"
     init_cap_s: float | None = constants.ON_DEMAND_INIT_CAP_SECONDS  # None for provisioned concurrency
+    paths: tuple[Path, ...] = ()  # after the task root: the function's dependencies, then its layers (/opt/python)
+    log_stream_name: str | None = None  # AWS_LAMBDA_LOG_STREAM_NAME; generated when None
+    service_endpoints: dict[str, str] = field(default_factory=dict)  # AWS_ENDPOINT_URL_<ID> (another process's)
 
 
 @dataclass(frozen=True)
@@ -139,12 +177,14 @@ class InitResult:
     ok: bool
     status: str  # "success" | "error" | "timeout" (INIT_REPORT's Status)
     init_started_at: float | None  # epoch seconds, function INIT began
-    init_duration_s: float | None  # function INIT only: bootstrap.run start → first /next (or failure)
+    init_duration_s: float | None  # INIT as this function takes it alone: wall time minus local_wait_s
     error_type: str | None = None
     error_message: str | None = None
     error_body: bytes | None = None  # what the runtime posted to /init/error, if it did
     logs: str = ""
     retry_in_invoke: bool = False  # on-demand INIT past its cap: the first invoke re-runs INIT (AWS behaviour)
+    local_wait_s: float = 0.0  # INIT waited this long for this machine: queued at the CPU gate or for a CPU
+    local: bool = False  # the failure is this machine's (the environment could not be started), not the function's
 
 
 @dataclass(frozen=True)
@@ -157,10 +197,12 @@ class InvokeResult:
     ended_at: float
     duration_s: float
     logs: str  # the function's stdout/stderr between the hand-off and its answer
-    max_memory_used_mb: int  # RSS high-water mark of the process (VmHWM)
+    max_memory_used_mb: int  # RSS high-water mark of the process (VmHWM), runtime SDK pages counted once imported
     content_type: str | None = None
     init_duration_s: float | None = None  # INIT re-run inside this invoke (after an INIT timeout), if any
     init_logs: str = ""
+    local_wait_s: float = 0.0  # the process waited this long for a CPU during the invoke (deadline extended by it)
+    init_local_wait_s: float = 0.0  # local waiting of the INIT re-run inside this invoke, if any
 
 
 def exit_reason(exit_code: int | None, sig: int | None) -> str:
@@ -178,6 +220,10 @@ def error_json(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
 
 
+def local_error_json(message: str) -> bytes:
+    return error_json(LOCAL_ERROR_TYPE, f"lambdalab (this machine, not Lambda): {message}")
+
+
 @dataclass
 class _Inflight:
     request: InvokeRequest
@@ -185,7 +231,26 @@ class _Inflight:
     future: asyncio.Future[InvokeResult]
     handed_at: float | None = None
     init_duration_s: float | None = None
+    init_local_wait_s: float = 0.0
     init_logs: str = ""
+    run_queue_at_hand_off: float | None = None
+    credited_s: float = 0.0  # local waiting added to the deadline so far
+
+
+@dataclass
+class _LaunchClock:
+    """Local waiting of one launched process (the first INIT, or its re-run inside an invoke)."""
+
+    gate_wait_s: float = 0.0  # host's measure of time queued at the gate (finished waits)
+    gate_since: float | None = None  # monotonic time the pending gate request began
+    holding: bool = False
+    grants: int = 0  # tokens received: after the first, a request is a resumption
+    child_gate_wait_s: float | None = None  # the child's own measure, sent when its INIT code ended
+    run_queue_at_mark: float | None = None  # the child's run-queue delay when INIT began (seconds)
+
+    def gate_wait_now(self) -> float:
+        pending = time.monotonic() - self.gate_since if self.gate_since is not None else 0.0
+        return (self.child_gate_wait_s if self.child_gate_wait_s is not None else self.gate_wait_s) + pending
 
 
 @dataclass
@@ -212,10 +277,11 @@ class _LogSegment:
 class Environment:
     """One execution environment: a process, its Runtime API listener and its lifecycle."""
 
-    def __init__(self, host: EnvironmentHost, spec: EnvironmentSpec, server: RuntimeApiServer) -> None:
+    def __init__(self, host: EnvironmentHost, forkserver_process: ForkServerProcess, spec: EnvironmentSpec) -> None:
         self.host = host
+        self.forkserver = forkserver_process
         self.spec = spec
-        self.server = server
+        self.server = RuntimeApiServer(self)
         self.state = EnvironmentState.STARTING
         self.pid: int | None = None
         self.spawned_at = time.time()  # the spawn request
@@ -224,6 +290,7 @@ class Environment:
         self.invocations = 0
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
+        self.sdk_imported = False  # the function imported a pre-imported runtime module (its pages now count)
         self.idle_logs: deque[str] = deque(maxlen=64)  # output written outside INIT and invocations
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[InitResult] = self._loop.create_future()
@@ -235,6 +302,8 @@ class Environment:
         self._log_buffer = b""
         self._mark_seen = False
         self._segment = _LogSegment()
+        self._gate_sock: socket.socket | None = None
+        self._clock = _LaunchClock()
         self._oom = False
         self._killing = False
         self._init_timer: asyncio.TimerHandle | None = None
@@ -255,6 +324,7 @@ class Environment:
             raise IllegalTransition(f"environment {self.spec.env_id}: {self.state.name} → {new.name} is not allowed")
         LOG.debug("environment %s: %s -> %s", self.spec.env_id, self.state.name, new.name)
         self.state = new
+        self.host._watch(self, new in _WATCHED)
 
     @property
     def alive(self) -> bool:
@@ -265,7 +335,10 @@ class Environment:
         return await self._ready
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        """Hand one event to the runtime and wait for its answer, a crash, or the deadline (then kill it)."""
+        """Hand one event to the runtime and wait for its answer, a crash, or the deadline (then kill it).
+
+        The deadline moves by the time the process waited for a CPU meanwhile: that wait is this machine's, not the
+        function's, and on AWS the function would have had its CPU."""
         if self.state is not EnvironmentState.READY:
             raise IllegalTransition(f"environment {self.spec.env_id} is {self.state.name}, cannot take an invoke")
         event = NextEvent(
@@ -284,20 +357,24 @@ class Environment:
             early = await self._rerun_init(inflight)
             if early is not None:
                 return early
+        inflight.run_queue_at_hand_off = self._run_queue_delay()
         self._hand_off(event)
-        remaining = request.deadline - time.time()
-        try:
-            return await asyncio.wait_for(asyncio.shield(inflight.future), timeout=max(remaining, 0.0))
-        except TimeoutError:
-            return await self._time_out(inflight)
+        remaining = request.deadline + inflight.credited_s - time.time()
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(inflight.future), timeout=max(remaining, 0.0))
+            except TimeoutError:
+                remaining = self._credit_cpu_wait(inflight)
+                if remaining <= 0:
+                    return await self._time_out(inflight)
 
     async def kill(self) -> None:
         """SIGKILL the environment's process group and wait (bounded) until the fork server reaped it."""
         if self.pid is not None and not self._exited.done():
             self._killing = True
             try:
-                await self.host._send_control({"op": "kill", "env_id": self.spec.env_id})
-            except RuntimeError as exc:  # the fork server is gone, and its children with it (PR_SET_PDEATHSIG)
+                await self.forkserver.send({"op": "kill", "env_id": self.spec.env_id})
+            except LocalCapacityError as exc:  # the fork server is gone, and its children with it (PDEATHSIG)
                 LOG.warning("environment %s: cannot ask for a kill: %s", self.spec.env_id, exc)
             try:
                 await asyncio.wait_for(asyncio.shield(self._exited), timeout=_EXIT_WAIT_S)
@@ -326,6 +403,10 @@ class Environment:
         except (psutil.Error, OSError):
             return 0
 
+    def _unused_sdk_bytes(self) -> int:
+        """Pages of the pre-imported SDK this process maps but the function never imported: not the function's."""
+        return 0 if self.sdk_imported else self.forkserver.costs.preload_rss
+
     def max_memory_used_mb(self) -> int:
         """RSS high-water mark (VmHWM), in MB as Lambda's REPORT line shows it; read once per invocation."""
         if self.pid is None:
@@ -340,7 +421,7 @@ class Environment:
             kib = int(status[start : status.index(b"kB", start)])
         except (OSError, ValueError):
             return self._last_hwm_mb
-        return max(1, kib // 1024)
+        return max(1, (kib * 1024 - self._unused_sdk_bytes()) // MIB)
 
     def take_idle_logs(self) -> str:
         """Output the function wrote outside INIT and invocations (e.g. a background thread), oldest first."""
@@ -438,6 +519,22 @@ class Environment:
         self._segment = _LogSegment()
         return text
 
+    def _run_queue_delay(self) -> float | None:
+        return run_queue_delay_s(self.pid) if self.pid is not None else None
+
+    def _credit_cpu_wait(self, inflight: _Inflight) -> float:
+        """At the deadline: extend it by the CPU wait of the process since the hand-off not yet credited. Returns the
+        seconds left (0 when the function really ran out of time)."""
+        start = inflight.run_queue_at_hand_off
+        now = self._run_queue_delay()
+        if start is None or now is None:
+            return 0.0
+        extra = (now - start) - inflight.credited_s
+        if extra < _CREDIT_EPSILON_S:
+            return 0.0
+        inflight.credited_s += extra
+        return extra
+
     def _finish(
         self,
         inflight: _Inflight,
@@ -453,6 +550,11 @@ class Environment:
         started = inflight.handed_at or ended
         logs = self._take_segment()
         self._last_hwm_mb = max(self._last_hwm_mb, self.max_memory_used_mb())
+        waited = 0.0
+        if inflight.run_queue_at_hand_off is not None and status is not InvokeStatus.CRASH:
+            now = self._run_queue_delay()
+            if now is not None:
+                waited = max(now - inflight.run_queue_at_hand_off, 0.0)
         result = InvokeResult(
             request_id=inflight.request.request_id,
             status=status,
@@ -466,6 +568,8 @@ class Environment:
             content_type=content_type,
             init_duration_s=inflight.init_duration_s,
             init_logs=inflight.init_logs,
+            local_wait_s=max(waited, inflight.credited_s),
+            init_local_wait_s=inflight.init_local_wait_s,
         )
         self._inflight = None
         if status in (InvokeStatus.SUCCESS, InvokeStatus.FUNCTION_ERROR) and self.state is EnvironmentState.BUSY:
@@ -483,13 +587,25 @@ class Environment:
         await self.kill()
         return result
 
+    def _init_local_wait(self) -> float:
+        """INIT's waiting for this machine so far: queued at the CPU gate plus the process's run-queue delay."""
+        clock = self._clock
+        queued = clock.gate_wait_now()
+        now = self._run_queue_delay()
+        cpu = max(now - (clock.run_queue_at_mark or 0.0), 0.0) if now is not None else 0.0
+        return queued + cpu
+
     def _init_done(self) -> None:
+        self._drain_gate()  # the child's own measure of its gate wait arrives just before its first /next
         now = time.time()
         if self.init_started_at is None:
             self.init_started_at = self.spawned_at  # no INIT mark seen; count from the spawn request
         if self.state is EnvironmentState.STARTING:
             self._transition(EnvironmentState.INIT)
-        self._resolve_init(ok=True, status="success", duration=now - self.init_started_at)
+        waited = self._init_local_wait()
+        self._end_gate()
+        wall = now - self.init_started_at
+        self._resolve_init(ok=True, status="success", duration=max(wall - waited, 0.0), local_wait=waited)
 
     def _resolve_init(
         self,
@@ -501,13 +617,18 @@ class Environment:
         error_message: str | None = None,
         error_body: bytes | None = None,
         retry_in_invoke: bool = False,
+        local_wait: float | None = None,
+        local: bool = False,
     ) -> None:
         if self._init_timer is not None:
             self._init_timer.cancel()
             self._init_timer = None
+        if local_wait is None:
+            local_wait = self._init_local_wait()
+            self._end_gate()
         started = self.init_started_at
         if duration is None and started is not None:
-            duration = max(time.time() - started, 0.0)
+            duration = max(time.time() - started - local_wait, 0.0)
         result = InitResult(
             ok=ok,
             status=status,
@@ -518,6 +639,8 @@ class Environment:
             error_body=error_body,
             logs=self._take_segment(),
             retry_in_invoke=retry_in_invoke,
+            local_wait_s=local_wait,
+            local=local,
         )
         target = self._reinit if self._reinit is not None and not self._reinit.done() else self._ready
         if target.done():
@@ -532,19 +655,29 @@ class Environment:
             else:
                 self._die("init failed")
 
+    def _arm_init_cap(self) -> None:
+        cap = self.spec.init_cap_s if self.spec.init_cap_s is not None else self._provisioned_limit()
+        self._init_timer = self._loop.call_later(max(cap - (time.time() - self.spawned_at), 0.0), self._on_init_cap)
+
     def _on_init_cap(self) -> None:
         self._init_timer = None
         if self._ready.done() or not self.alive:
             return
-        cap = self.spec.init_cap_s
-        if cap is not None:
+        # The cap counts INIT's own time: time spent waiting for this machine moves it.
+        cap = self.spec.init_cap_s if self.spec.init_cap_s is not None else self._provisioned_limit()
+        begin = self.init_started_at if self.init_started_at is not None else self.spawned_at
+        left = cap - (time.time() - begin - self._init_local_wait())
+        if left > _CREDIT_EPSILON_S:
+            self._init_timer = self._loop.call_later(left, self._on_init_cap)
+            return
+        if self.spec.init_cap_s is not None:
             LOG.info(
                 "environment %s: INIT ran past %.1f s; it will be re-run in the first invoke", self.spec.env_id, cap
             )
             self._reinit_pending = True
             self._abandoned_pid = self.pid
             self._killing = True
-            self.host._send_control_soon({"op": "kill", "env_id": self.spec.env_id})
+            self.forkserver.send_soon({"op": "kill", "env_id": self.spec.env_id})
             self._resolve_init(
                 ok=False,
                 status="timeout",
@@ -553,12 +686,11 @@ class Environment:
                 retry_in_invoke=True,
             )
         else:
-            limit = self._provisioned_limit()
             self._resolve_init(
                 ok=False,
                 status="timeout",
                 error_type="Sandbox.Timedout",
-                error_message=f"INIT phase timed out after {limit:.2f} seconds",
+                error_message=f"INIT phase timed out after {cap:.2f} seconds",
             )
 
     def _provisioned_limit(self) -> float:
@@ -578,17 +710,24 @@ class Environment:
         self._mark_seen = False
         try:
             await self.host._launch(self)
-        except RuntimeError as exc:  # the fork server is gone or stopped: the invoke ends as a crash
+        except LocalCapacityError as exc:  # this machine cannot start the process again: a local error, not Lambda's
             LOG.warning("environment %s: cannot re-run INIT: %s", self.spec.env_id, exc)
             self._exited.set_result(None)
+            self._finish(inflight, InvokeStatus.LOCAL_ERROR, local_error_json(str(exc)), LOCAL_ERROR_TYPE)
             self._die(f"cannot re-run INIT: {exc}")
             return inflight.future.result()
-        remaining = inflight.request.deadline - time.time()
-        try:
-            init = await asyncio.wait_for(asyncio.shield(self._reinit), timeout=max(remaining, 0.0))
-        except TimeoutError:
-            return await self._time_out(inflight)
+        while True:
+            remaining = inflight.request.deadline + inflight.credited_s - time.time()
+            try:
+                init = await asyncio.wait_for(asyncio.shield(self._reinit), timeout=max(remaining, 0.0))
+                break
+            except TimeoutError:
+                extra = self._init_local_wait() - inflight.credited_s
+                if extra < _CREDIT_EPSILON_S:
+                    return await self._time_out(inflight)
+                inflight.credited_s += extra
         inflight.init_duration_s = init.init_duration_s
+        inflight.init_local_wait_s = init.local_wait_s
         inflight.init_logs = init.logs
         if init.ok:
             return None
@@ -597,6 +736,84 @@ class Environment:
         self._finish(inflight, InvokeStatus.FUNCTION_ERROR, body, error_type)
         await self.kill()
         return inflight.future.result()
+
+    # CPU gate ------------------------------------------------------------------------------------------------------
+
+    def _attach_gate(self, sock: socket.socket) -> None:
+        self._close_gate()
+        self._clock = _LaunchClock()
+        sock.setblocking(False)
+        self._gate_sock = sock
+        self._loop.add_reader(sock.fileno(), self._drain_gate)
+
+    def _drain_gate(self) -> None:
+        sock = self._gate_sock
+        while sock is not None and sock is self._gate_sock:
+            try:
+                data = sock.recv(256)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_gate()
+                return
+            self._on_gate_message(data)
+
+    def _on_gate_message(self, data: bytes) -> None:
+        word, _, argument = data.partition(b" ")
+        clock = self._clock
+        if word == forkserver.GATE_ACQUIRE:
+            if clock.gate_since is None and not clock.holding:
+                clock.gate_since = time.monotonic()
+                self.host.gate.request(self.spec.env_id, self._on_gate_granted, resume=clock.grants > 0)
+        elif word == forkserver.GATE_RELEASE:
+            clock.holding = False
+            self.host.gate.release(self.spec.env_id)
+        elif word == forkserver.GATE_END:
+            with contextlib.suppress(ValueError):
+                clock.child_gate_wait_s = float(argument)
+            clock.holding = False
+            self.host.gate.release(self.spec.env_id)
+        elif word == forkserver.GATE_RESTORED:
+            self.sdk_imported = True
+        else:
+            LOG.debug("environment %s: unknown gate message %r", self.spec.env_id, data[:40])
+
+    def _on_gate_granted(self) -> None:
+        clock = self._clock
+        clock.grants += 1
+        if clock.gate_since is not None:
+            clock.gate_wait_s += time.monotonic() - clock.gate_since
+            clock.gate_since = None
+        clock.holding = True
+        sock = self._gate_sock
+        if sock is None:
+            self.host.gate.release(self.spec.env_id)
+            return
+        try:
+            sock.send(forkserver.GATE_GO)
+        except OSError:  # the child is gone: the token comes straight back
+            clock.holding = False
+            self.host.gate.release(self.spec.env_id)
+
+    def _end_gate(self) -> None:
+        """INIT is over (ready, failed, timed out or dead): no token held, no request pending. The socket stays open
+        for the `restored` notice of later imports."""
+        clock = self._clock
+        if clock.gate_since is not None:
+            clock.gate_wait_s += time.monotonic() - clock.gate_since
+            clock.gate_since = None
+        clock.holding = False
+        self.host.gate.release(self.spec.env_id)
+
+    def _close_gate(self) -> None:
+        sock, self._gate_sock = self._gate_sock, None
+        if sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self.host.gate.release(self.spec.env_id)
 
     # logs ----------------------------------------------------------------------------------------------------------
 
@@ -638,8 +855,10 @@ class Environment:
                 line, data = self._log_buffer[:newline], self._log_buffer[newline + 1 :]
                 self._log_buffer = b""
                 self._mark_seen = True
-                with contextlib.suppress(ValueError):
-                    self.init_started_at = float(line[len(forkserver.INIT_MARK) :])
+                fields = line[len(forkserver.INIT_MARK) :].split()
+                with contextlib.suppress(ValueError, IndexError):
+                    self.init_started_at = float(fields[0])
+                    self._clock.run_queue_at_mark = float(fields[1])
                 if self.state is EnvironmentState.STARTING:
                     self._transition(EnvironmentState.INIT)
         if data:
@@ -657,6 +876,7 @@ class Environment:
         if pid == self._abandoned_pid:  # the INIT we killed at its cap: the env lives on, INIT re-runs in the invoke
             self._abandoned_pid = None
             self._close_log()
+            self._close_gate()
             self._segment = _LogSegment()
             if not self._exited.done():
                 self._exited.set_result(None)
@@ -664,7 +884,7 @@ class Environment:
         if pid != self.pid:
             return
         if maxrss_kb:
-            self._last_hwm_mb = max(self._last_hwm_mb, maxrss_kb // 1024)
+            self._last_hwm_mb = max(self._last_hwm_mb, 1, (maxrss_kb * 1024 - self._unused_sdk_bytes()) // MIB)
         self.exit_code, self.exit_signal = exit_code, sig
         self._drain_log()
         self._close_log()
@@ -698,7 +918,9 @@ class Environment:
             self._exited.set_result(None)
         self._die(reason)
 
-    def _die(self, why: str) -> None:
+    def _die(self, why: str, *, local: bool = False) -> None:
+        """The environment is dead. `local`: this machine ended it (the host stopped, the fork server is gone), so
+        an invoke or INIT still waiting ends with a local error, not a Lambda one."""
         if self._init_timer is not None:
             self._init_timer.cancel()
             self._init_timer = None
@@ -709,14 +931,18 @@ class Environment:
                 self._close_log()
             elif not self._killing and self.pid is not None:
                 self._killing = True
-                self.host._send_control_soon({"op": "kill", "env_id": self.spec.env_id})
+                self.forkserver.send_soon({"op": "kill", "env_id": self.spec.env_id})
             if self._next_waiter is not None and not self._next_waiter.done():
                 self._next_waiter.cancel()
+            self._close_gate()
             self.host._retire(self)
         inflight = self._inflight
         if inflight is not None and not inflight.future.done():
-            reason = f"RequestId: {inflight.request.request_id} Error: Runtime exited with error: signal: killed"
-            self._finish(inflight, InvokeStatus.CRASH, error_json("Runtime.ExitError", reason), "Runtime.ExitError")
+            if local:
+                self._finish(inflight, InvokeStatus.LOCAL_ERROR, local_error_json(why), LOCAL_ERROR_TYPE)
+            else:
+                reason = f"RequestId: {inflight.request.request_id} Error: Runtime exited with error: signal: killed"
+                self._finish(inflight, InvokeStatus.CRASH, error_json("Runtime.ExitError", reason), "Runtime.ExitError")
         if not self._ready.done():
             self._ready.set_result(
                 InitResult(
@@ -724,14 +950,17 @@ class Environment:
                     status="error",
                     init_started_at=self.init_started_at,
                     init_duration_s=None,
-                    error_type="Runtime.ExitError",
-                    error_message=f"Runtime exited with error: {why}",
+                    error_type=LOCAL_ERROR_TYPE if local else "Runtime.ExitError",
+                    error_message=f"lambdalab (this machine, not Lambda): {why}"
+                    if local
+                    else f"Runtime exited with error: {why}",
                     logs=self._take_segment(),
+                    local=local,
                 )
             )
 
     def _memory_exceeded(self) -> bool:
-        return self.memory_rss_bytes() > self.spec.memory_mb * MIB
+        return self.memory_rss_bytes() - self._unused_sdk_bytes() > self.spec.memory_mb * MIB
 
 
 def _forbidden(request_id: str) -> Verdict:
@@ -763,42 +992,70 @@ def _decode_client_context(value: str | None) -> str | None:
         raise ValueError(f"client context is not base64-encoded UTF-8 JSON: {exc}") from None
 
 
-class EnvironmentHost:
-    """Owns the fork server and every environment forked from it (one per local cloud)."""
+@dataclass(frozen=True)
+class Runtime:
+    """A runtime prepared on this machine: its interpreter, its packages and what an environment of it costs alone."""
 
-    def __init__(self, run_dir: Path | None = None, *, memory_poll_s: float = 0.02) -> None:
-        self.run_dir = run_dir
-        self.memory_poll_s = memory_poll_s
-        self.environments: dict[str, Environment] = {}
+    name: str
+    interpreter: Interpreter
+    site: Path
+    costs: RuntimeCosts
+
+
+def prepare_runtime(name: str, cache: Path | None = None) -> Runtime:
+    """Find the interpreter, build the runtime's packages and measure its costs (each once per machine). Blocking:
+    seconds the first time, milliseconds after; call it off the event loop."""
+    interpreter = find_interpreter(name)
+    site = ensure_runtime_packages(interpreter, cache)
+    return Runtime(name, interpreter, site, runtime_costs(interpreter, site))
+
+
+class ForkServerProcess:
+    """The host's side of one fork server: its process, its control socket and the spawns it has in flight."""
+
+    def __init__(self, host: EnvironmentHost, runtime: Runtime) -> None:
+        self.host = host
+        self.runtime = runtime
+        self.pid: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Future[int] | None = None
+        self._writable: asyncio.Future[None] | None = None
         self._spawns: dict[str, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._monitor: asyncio.Task[None] | None = None
-        self._address_space_base = 0
-        self.forkserver_pid: int | None = None
-        self._ready: asyncio.Future[int] | None = None
-        self._stopping = False
+        self._config_file: Path | None = None
+        self.address_space_base = 0
+        self.gone = False
 
-    # --- start / stop -----------------------------------------------------------------------------------------------
+    @property
+    def costs(self) -> RuntimeCosts:
+        return self.runtime.costs
 
     async def start(self) -> None:
-        """Start the fork server (it pre-imports awslambdaric) and wait until it says ready."""
-        if self._proc is not None:
-            raise RuntimeError("the environment host is already started")
-        self._stopping = False
         self._loop = asyncio.get_running_loop()
-        _raise_fd_limit()
+        runtime = self.runtime
+        config = {
+            "site": str(runtime.site),
+            "preload": list(forkserver.PRELOAD_MODULES),
+            "costs": runtime.costs.imports_s,
+            "tree": runtime.costs.tree,
+            "startup_s": runtime.costs.startup_s,
+        }
+        handle, name = tempfile.mkstemp(prefix="lambdalab-forkserver-", suffix=".json")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(config, out)
+        self._config_file = Path(name)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         stderr: Any = None
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            stderr = open(self.run_dir / "forkserver.log", "ab")  # noqa: SIM115 - handed to the child
+        if self.host.run_dir is not None:
+            self.host.run_dir.mkdir(parents=True, exist_ok=True)
+            stderr = open(self.host.run_dir / "forkserver.log", "ab")  # noqa: SIM115 - handed to the child
         env = {"PATH": os.defpath, "LANG": "C.UTF-8"}
+        command = [str(runtime.interpreter.executable), "-I", "-S", forkserver.__file__, "serve"]
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", forkserver.__file__, str(theirs.fileno()), str(os.getpid())],
+                [*command, str(theirs.fileno()), str(os.getpid()), name],
                 pass_fds=(theirs.fileno(),),
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -811,27 +1068,29 @@ class EnvironmentHost:
             theirs.close()
             if stderr is not None:
                 stderr.close()
-        ours.setblocking(False)
-        self._control = ours
         self._ready = self._loop.create_future()
-        self._loop.add_reader(ours.fileno(), self._on_control)
+        self.use_socket(ours)
         try:
-            self.forkserver_pid = await asyncio.wait_for(self._ready, timeout=_START_TIMEOUT_S)
+            self.pid = await asyncio.wait_for(self._ready, timeout=_START_TIMEOUT_S)
         except TimeoutError:
             await self.stop()
-            raise RuntimeError(f"the fork server did not report ready within {_START_TIMEOUT_S:.0f} s") from None
-        self._address_space_base = _address_space(self.forkserver_pid)
-        self._monitor = self._loop.create_task(self._watch_memory())
-        LOG.info("fork server pid %s ready", self.forkserver_pid)
+            raise LocalCapacityError(
+                f"the {runtime.name} fork server did not report ready within {_START_TIMEOUT_S:.0f} s"
+            ) from None
+        except BaseException:
+            await self.stop()
+            raise
+        self.address_space_base = _address_space(self.pid)
+        LOG.info("fork server for %s (%s) pid %s ready", runtime.name, runtime.interpreter.executable, self.pid)
+
+    def use_socket(self, sock: socket.socket) -> None:
+        """Talk to the fork server over `sock` (its end of a SOCK_SEQPACKET pair), on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        self._control = sock
+        self._loop.add_reader(sock.fileno(), self._on_control)
 
     async def stop(self) -> None:
-        """Kill every environment and the fork server; leave no process behind."""
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
-            self._monitor = None
-        self._stopping = True
         if self._control is not None:
             with contextlib.suppress(OSError):
                 self._control.send(json.dumps({"op": "stop"}).encode())
@@ -844,124 +1103,89 @@ class EnvironmentHost:
                 LOG.warning("fork server pid %s did not stop within %.1f s; killing it", proc.pid, _EXIT_WAIT_S)
                 _kill_tree(proc.pid)
                 proc.wait(timeout=_EXIT_WAIT_S)
-        if self._control is not None and self._loop is not None:
-            self._loop.remove_reader(self._control.fileno())
-            self._control.close()
-            self._control = None
-        for env in list(self.environments.values()):
-            env._killing = True
-            if not env._exited.done():
-                env._exited.set_result(None)
-            env._die("host stopped")
-            env._close_log()
-        await self._close_servers()
-        for future in self._spawns.values():
-            if not future.done():
-                future.set_exception(RuntimeError("the environment host stopped"))
-        self._spawns.clear()
-        self._proc = None
-
-    async def _close_servers(self) -> None:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        servers = [env.server.close() for env in self.environments.values()]
-        self.environments.clear()
-        if servers:
-            await asyncio.gather(*servers, return_exceptions=True)
+        self._close_control()
+        for future in self._spawns.values():
+            if not future.done():
+                future.set_exception(LocalCapacityError("the environment host stopped"))
+        self._spawns.clear()
+        self._proc = None
+        if self._config_file is not None:
+            self._config_file.unlink(missing_ok=True)
+            self._config_file = None
 
-    # --- spawning ---------------------------------------------------------------------------------------------------
+    def _close_control(self) -> None:
+        sock, self._control = self._control, None
+        if sock is not None and self._loop is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock.fileno())
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_writer(sock.fileno())
+            sock.close()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
 
-    async def spawn(self, spec: EnvironmentSpec) -> Environment:
-        """Create an environment; returns once its process exists (INIT then runs in it; see wait_ready)."""
-        if self._control is None:
-            raise RuntimeError("the environment host is not started")
-        existing = self.environments.get(spec.env_id)
-        if existing is not None and existing.alive:
-            raise ValueError(f"environment {spec.env_id} already exists")
-        envvars.check_user_environment(spec.user_environment)
-        if not spec.code_dir.is_dir():
-            raise ValueError(f"environment {spec.env_id}: code directory {spec.code_dir} does not exist")
-        env = Environment(self, spec, RuntimeApiServer(_DelegateRef(spec.env_id, self)))
-        await env.server.start()
-        self.environments[spec.env_id] = env
-        try:
-            await self._launch(env)
-        except BaseException:
-            self.environments.pop(spec.env_id, None)
-            await env.server.close()
-            raise
-        cap = spec.init_cap_s if spec.init_cap_s is not None else env._provisioned_limit()
-        env._init_timer = asyncio.get_running_loop().call_later(
-            max(cap - (time.time() - env.spawned_at), 0.0), env._on_init_cap
-        )
-        return env
+    # --- sending ----------------------------------------------------------------------------------------------------
 
-    async def _launch(self, env: Environment) -> None:
-        """Fork a process for `env` (first spawn, or INIT re-run after a timeout)."""
-        spec = env.spec
-        environ = envvars.build_environment(
-            envvars.EnvironmentVariablesInput(
-                function_name=spec.function_name,
-                version=spec.version,
-                handler=spec.handler,
-                runtime=spec.runtime,
-                memory_mb=spec.memory_mb,
-                region=spec.region,
-                log_group=spec.log_group,
-                init_type=spec.init_type,
-                code_dir=spec.code_dir,
-                runtime_api=env.server.address,
-                endpoint_url=spec.endpoint_url,
-                user_environment=spec.user_environment,
-                xray_daemon_address=spec.xray_daemon_address,
-            )
-        )
-        read_fd, write_fd = os.pipe()
-        env._attach_log(read_fd)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._spawns[spec.env_id] = future
-        request = {
-            "op": "spawn",
-            "env_id": spec.env_id,
-            "environ": environ,
-            "code_dir": str(spec.code_dir),
-            "handler": spec.handler,
-            "address_space_limit": self._address_space_base + spec.memory_mb * MIB + 1024 * MIB,
-        }
-        try:
-            await self._send_control(request, [write_fd])
-        finally:
-            os.close(write_fd)
-        try:
-            env.pid = await asyncio.wait_for(future, timeout=_SPAWN_TIMEOUT_S)
-        except TimeoutError:
-            raise RuntimeError(f"the fork server did not fork {spec.env_id} within {_SPAWN_TIMEOUT_S:.0f} s") from None
-        finally:
-            self._spawns.pop(spec.env_id, None)
-
-    # --- control channel --------------------------------------------------------------------------------------------
-
-    async def _send_control(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
-        sock = self._control
-        if sock is None:
-            raise RuntimeError("the fork server is not running")
+    async def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        """Send one control message. A full socket is backpressure: wait until it drains, however long the fork
+        server needs, as long as it lives."""
         data = json.dumps(message).encode()
-        deadline = time.monotonic() + _SPAWN_TIMEOUT_S
         while True:
+            sock = self._control
+            if sock is None or self.gone:
+                raise LocalCapacityError(f"the {self.runtime.name} fork server is not running")
             try:
                 socket.send_fds(sock, [data], fds or [])
                 return
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the fork server's control socket stayed full") from None
-                await asyncio.sleep(0.001)
+                await self._wait_writable(sock)
+            except OSError as exc:
+                raise LocalCapacityError(f"the {self.runtime.name} fork server's socket failed: {exc}") from None
 
-    def _send_control_soon(self, message: dict[str, Any]) -> None:
+    async def _wait_writable(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        if self._writable is None or self._writable.done():
+            self._writable = self._loop.create_future()
+            self._loop.add_writer(sock.fileno(), self._on_writable)
+        await asyncio.shield(self._writable)
+
+    def _on_writable(self) -> None:
+        if self._control is not None and self._loop is not None:
+            self._loop.remove_writer(self._control.fileno())
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def send_soon(self, message: dict[str, Any]) -> None:
         if self._control is None or self._loop is None:
             return
-        task = self._loop.create_task(self._send_control(message))
+        task = self._loop.create_task(self.send(message))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOG.debug("fork server message not delivered: %s", task.exception())
+
+    async def fork(self, env_id: str, request: dict[str, Any], fds: list[int]) -> int:
+        """Ask for a child and wait for its pid; the fds are the caller's to close."""
+        assert self._loop is not None
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._spawns[env_id] = future
+        try:
+            await self.send(request, fds)
+            # A healthy fork server answers in milliseconds; the bound only catches a wedged one.
+            return await asyncio.wait_for(future, timeout=LOCAL_WAIT_LIMIT_S)
+        except TimeoutError:
+            raise LocalCapacityError(
+                f"the {self.runtime.name} fork server did not fork {env_id} within {LOCAL_WAIT_LIMIT_S:.0f} s"
+            ) from None
+        finally:
+            self._spawns.pop(env_id, None)
+
+    # --- receiving ----------------------------------------------------------------------------------------------------
 
     def _on_control(self) -> None:
         sock = self._control
@@ -976,7 +1200,7 @@ class EnvironmentHost:
                 LOG.warning("fork server control socket failed: %s", exc)
                 data = b""
             if not data:
-                self._on_forkserver_gone()
+                self._on_gone()
                 return
             self._on_message(json.loads(data))
 
@@ -992,29 +1216,236 @@ class EnvironmentHost:
         elif op == "spawn_failed":
             future = self._spawns.get(message["env_id"])
             if future is not None and not future.done():
-                future.set_exception(RuntimeError(f"fork server could not spawn: {message.get('error')}"))
+                future.set_exception(_SpawnFailed(str(message.get("error")), int(message.get("errno") or 0)))
         elif op == "exited":
-            env = self.environments.get(message["env_id"])
-            if env is not None:
+            env = self.host.environments.get(message["env_id"])
+            if env is not None and env.forkserver is self:
                 env._on_exit(
                     int(message["pid"]), message.get("exit_code"), message.get("signal"), message.get("maxrss_kb")
                 )
         else:
             LOG.warning("fork server sent an unknown message %r", op)
 
-    def _on_forkserver_gone(self) -> None:
-        if self._control is not None and self._loop is not None:
-            self._loop.remove_reader(self._control.fileno())
+    def _on_gone(self) -> None:
+        self.gone = True
+        self._close_control()
         if self._ready is not None and not self._ready.done():
-            self._ready.set_exception(RuntimeError("the fork server exited before it was ready"))
-        for env in list(self.environments.values()):
-            if env.alive:
-                if not self._stopping:
+            self._ready.set_exception(LocalCapacityError(f"the {self.runtime.name} fork server exited before ready"))
+        for future in self._spawns.values():
+            if not future.done():
+                future.set_exception(LocalCapacityError(f"the {self.runtime.name} fork server exited"))
+        for env in list(self.host.environments.values()):
+            if env.forkserver is self and env.alive:
+                if not self.host.stopping:
                     LOG.warning("fork server gone: environment %s is dead", env.spec.env_id)
                 env._killing = True
                 if not env._exited.done():
                     env._exited.set_result(None)
-                env._die("the fork server exited")
+                env._die(f"the {self.runtime.name} fork server exited", local=True)
+
+
+class _SpawnFailed(Exception):
+    def __init__(self, message: str, err: int) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+class EnvironmentHost:
+    """Owns the fork servers (one per runtime, started on first use) and every environment forked from them."""
+
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        *,
+        memory_poll_s: float = 0.02,
+        init_concurrency: int | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.memory_poll_s = memory_poll_s
+        self.cache_dir = cache_dir
+        self.gate = CpuGate(init_concurrency if init_concurrency is not None else constants.default_init_concurrency())
+        self.environments: dict[str, Environment] = {}
+        self._watched: dict[str, Environment] = {}  # initialising or busy: their memory is checked
+        self.stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._servers: dict[str, ForkServerProcess] = {}
+        self._preparing: dict[str, asyncio.Future[ForkServerProcess]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._monitor: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def forkserver_pids(self) -> list[int]:
+        return [server.pid for server in self._servers.values() if server.pid is not None]
+
+    @property
+    def forkserver_pid(self) -> int | None:
+        """The first fork server's pid (most hosts run one runtime)."""
+        pids = self.forkserver_pids
+        return pids[0] if pids else None
+
+    def runtime(self, name: str) -> Runtime | None:
+        server = self._servers.get(name)
+        return server.runtime if server is not None else None
+
+    # --- start / stop -----------------------------------------------------------------------------------------------
+
+    async def start(self, runtimes: tuple[str, ...] = ()) -> None:
+        """Start watching memory; start the fork servers of `runtimes` now (others start on their first spawn)."""
+        if self._started:
+            raise RuntimeError("the environment host is already started")
+        self._started = True
+        self.stopping = False
+        self._loop = asyncio.get_running_loop()
+        _raise_fd_limit()
+        self._monitor = self._loop.create_task(self._watch_memory())
+        for name in runtimes:
+            await self.prepare(name)
+
+    async def prepare(self, name: str) -> ForkServerProcess:
+        """The running fork server of runtime `name`, started (and the runtime prepared) on first call."""
+        server = self._servers.get(name)
+        if server is not None and not server.gone:
+            return server
+        if self._loop is None or self.stopping:
+            raise LocalCapacityError("the environment host is not started")
+        pending = self._preparing.get(name)
+        if pending is None:
+            pending = self._loop.create_future()
+            self._preparing[name] = pending
+            task = self._loop.create_task(self._start_server(name, pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(pending)
+
+    async def _start_server(self, name: str, pending: asyncio.Future[ForkServerProcess]) -> None:
+        try:
+            runtime = await asyncio.to_thread(prepare_runtime, name, self.cache_dir)
+            server = ForkServerProcess(self, runtime)
+            await server.start()
+        except BaseException as exc:
+            self._preparing.pop(name, None)
+            if not pending.done():
+                pending.set_exception(exc)
+            return
+        self._servers[name] = server
+        self._preparing.pop(name, None)
+        if not pending.done():
+            pending.set_result(server)
+
+    async def stop(self) -> None:
+        """Kill every environment and the fork servers; leave no process behind."""
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+            self._monitor = None
+        self.stopping = True
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for server in list(self._servers.values()):
+            await server.stop()
+        for env in list(self.environments.values()):
+            env._killing = True
+            if not env._exited.done():
+                env._exited.set_result(None)
+            env._die("the local cloud stopped", local=True)
+            env._close_log()
+        await self._close_servers()
+        self._servers.clear()
+        self._started = False
+
+    async def _close_servers(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        servers = [env.server.close() for env in self.environments.values()]
+        self.environments.clear()
+        self._watched.clear()
+        if servers:
+            await asyncio.gather(*servers, return_exceptions=True)
+
+    # --- spawning ---------------------------------------------------------------------------------------------------
+
+    async def spawn(self, spec: EnvironmentSpec) -> Environment:
+        """Create an environment; returns once its process exists (INIT then runs in it; see wait_ready).
+
+        Waits while this machine is short of forks or sockets; raises LocalCapacityError if waiting was not enough,
+        ValueError for a bad spec."""
+        existing = self.environments.get(spec.env_id)
+        if existing is not None and existing.alive:
+            raise ValueError(f"environment {spec.env_id} already exists")
+        envvars.check_user_environment(spec.user_environment)
+        if not spec.code_dir.is_dir():
+            raise ValueError(f"environment {spec.env_id}: code directory {spec.code_dir} does not exist")
+        server = await self.prepare(spec.runtime)
+        env = Environment(self, server, spec)
+        await _with_local_retries(f"open a Runtime API listener for {spec.env_id}", env.server.start)
+        self.environments[spec.env_id] = env
+        self._watch(env, True)
+        try:
+            await self._launch(env)
+        except BaseException:
+            self.environments.pop(spec.env_id, None)
+            self._watch(env, False)
+            env._close_gate()
+            await env.server.close()
+            raise
+        env._arm_init_cap()
+        return env
+
+    async def _launch(self, env: Environment) -> None:
+        """Fork a process for `env` (first spawn, or INIT re-run after a timeout)."""
+        spec = env.spec
+        server = env.forkserver
+        environ = envvars.build_environment(
+            envvars.EnvironmentVariablesInput(
+                function_name=spec.function_name,
+                version=spec.version,
+                handler=spec.handler,
+                runtime=spec.runtime,
+                memory_mb=spec.memory_mb,
+                region=spec.region,
+                log_group=spec.log_group,
+                init_type=spec.init_type,
+                code_dir=spec.code_dir,
+                runtime_api=env.server.address,
+                endpoint_url=spec.endpoint_url,
+                user_environment=spec.user_environment,
+                runtime_dir=str(server.runtime.site),
+                xray_daemon_address=spec.xray_daemon_address,
+                log_stream_name=spec.log_stream_name,
+                service_endpoints=spec.service_endpoints,
+            )
+        )
+        request = {
+            "op": "spawn",
+            "env_id": spec.env_id,
+            "environ": environ,
+            "task_root": str(spec.code_dir),
+            "paths": [str(spec.code_dir), *(str(p) for p in spec.paths)],
+            "handler": spec.handler,
+            "address_space_limit": server.address_space_base + spec.memory_mb * MIB + 1024 * MIB,
+        }
+
+        async def fork_once() -> int:
+            read_fd, write_fd = os.pipe()
+            host_gate, child_gate = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            env._attach_log(read_fd)
+            env._attach_gate(host_gate)
+            try:
+                return await server.fork(spec.env_id, request, [write_fd, child_gate.fileno()])
+            except _SpawnFailed as exc:
+                env._close_log()
+                env._close_gate()
+                if exc.errno in _LOCAL_ERRNOS:
+                    raise OSError(exc.errno, str(exc)) from None  # retried: the machine is short of something
+                raise LocalCapacityError(f"the fork server could not start {spec.env_id}: {exc}") from None
+            finally:
+                os.close(write_fd)
+                child_gate.close()
+
+        env.pid = await _with_local_retries(f"fork {spec.env_id}", fork_once)
 
     def _retire(self, env: Environment) -> None:
         """A dead environment's listener closes in the background; once its process is reaped it leaves the table."""
@@ -1034,49 +1465,43 @@ class EnvironmentHost:
 
     # --- memory -----------------------------------------------------------------------------------------------------
 
+    def _watch(self, env: Environment, watched: bool) -> None:
+        if watched:
+            self._watched[env.spec.env_id] = env
+        else:
+            self._watched.pop(env.spec.env_id, None)
+
     async def _watch_memory(self) -> None:
         """Kill an initialising or busy environment whose resident set is over its memory size."""
         while True:
-            watched = [
-                env
-                for env in self.environments.values()
-                if env.state in (EnvironmentState.INIT, EnvironmentState.BUSY, EnvironmentState.STARTING)
-                and not env._killing
-            ]
+            watched = [env for env in self._watched.values() if not env._killing]
             for env in watched:
                 if env._memory_exceeded():
                     LOG.info("environment %s over %d MB: killing it", env.spec.env_id, env.spec.memory_mb)
                     env._oom = True
                     env._killing = True
-                    await self._send_control({"op": "kill", "env_id": env.spec.env_id})
+                    with contextlib.suppress(LocalCapacityError):
+                        await env.forkserver.send({"op": "kill", "env_id": env.spec.env_id})
             # Bound the cost: at most ~2,000 /proc reads per second however many environments are busy.
             await asyncio.sleep(max(self.memory_poll_s, len(watched) / 2000.0))
 
 
-class _DelegateRef:
-    """The Runtime API's view of an environment, looked up by id (the server exists before the Environment)."""
-
-    def __init__(self, env_id: str, host: EnvironmentHost) -> None:
-        self.env_id = env_id
-        self.host = host
-
-    def _env(self) -> Environment:
-        return self.host.environments[self.env_id]
-
-    async def next_event(self) -> NextEvent:
-        return await self._env().next_event()
-
-    def post_response(self, request_id: str, body: bytes, content_type: str | None) -> Verdict:
-        return self._env().post_response(request_id, body, content_type)
-
-    def post_error(self, request_id: str, body: bytes, error_type: str | None) -> Verdict:
-        return self._env().post_error(request_id, body, error_type)
-
-    def post_init_error(self, body: bytes, error_type: str | None) -> Verdict:
-        return self._env().post_init_error(body, error_type)
-
-    def post_too_large(self, request_id: str, limit: int) -> Verdict:
-        return self._env().post_too_large(request_id, limit)
+async def _with_local_retries(what: str, attempt: Callable[[], Any]) -> Any:
+    """Run `attempt`; an OSError of a local shortage (EAGAIN, ENOMEM, EMFILE, EADDRINUSE, ...) is retried with
+    backoff for up to LOCAL_WAIT_LIMIT_S, then it is a LocalCapacityError."""
+    begin = time.monotonic()
+    for delay in (*_RETRY_DELAYS_S, None):
+        try:
+            return await attempt()
+        except OSError as exc:
+            if exc.errno not in _LOCAL_ERRNOS:
+                raise LocalCapacityError(f"could not {what}: {exc}") from None
+            waited = time.monotonic() - begin
+            if delay is None or waited + delay > LOCAL_WAIT_LIMIT_S:
+                raise LocalCapacityError(f"could not {what} after waiting {waited:.1f} s: {exc}") from None
+            LOG.info("this machine is short of resources (%s); retrying to %s in %.2f s", exc, what, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _raise_fd_limit() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import secrets
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lambdalab import constants
@@ -66,8 +65,11 @@ class EnvironmentVariablesInput:
     runtime_api: str  # "127.0.0.1:PORT" of this environment's Runtime API
     endpoint_url: str  # the local cloud, for AWS_ENDPOINT_URL
     user_environment: dict[str, str]
+    runtime_dir: str  # the runtime's own packages (Lambda's /var/runtime): LAMBDA_RUNTIME_DIR and PYTHONPATH
     xray_daemon_address: str | None = None  # "127.0.0.1:2000"
     log_stream_name: str | None = None  # generated when None
+    # service id → URL for the services another process of the local cloud serves (AWS_ENDPOINT_URL_<ID>)
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_user_environment(user_environment: dict[str, str]) -> None:
@@ -87,14 +89,6 @@ def log_stream_name(version: str, when: float | None = None) -> str:
     return f"{day}/[{version}]{secrets.token_hex(16)}"
 
 
-def runtime_dir() -> str:
-    """Where the runtime's libraries live: the site-packages that hold awslambdaric (Lambda's /var/runtime)."""
-    spec = importlib.util.find_spec("awslambdaric")  # located, not imported: the host never runs the runtime
-    if spec is None or spec.origin is None:
-        raise RuntimeError("awslambdaric is not installed; it runs every Python function")
-    return str(Path(spec.origin).resolve().parent.parent)
-
-
 def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
     """The complete environment of one execution environment; nothing of the host's own environment is in it.
 
@@ -106,15 +100,15 @@ def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
          credentials — the fakes of lambdalab.constants, never the host's —, Runtime API, task root, runtime dir,
          TZ). A user key that collides with one of them is an error (ValueError naming it), as CreateFunction
          rejects it on AWS;
-      4. `AWS_ENDPOINT_URL` = the local cloud. Not an AWS variable: the local cloud sets it last so the function's
-         SDK calls stay on this machine; a user value is replaced (with a warning in our log).
+      4. `AWS_ENDPOINT_URL` = the local cloud, and `AWS_ENDPOINT_URL_<SERVICE>` for a service another process of
+         the local cloud serves (DynamoDB). Not AWS variables: the local cloud sets them last so the function's SDK
+         calls stay on this machine; a user value is replaced (with a warning in our log).
     """
     if spec.init_type not in INIT_TYPES:
         raise ValueError(f"init_type {spec.init_type!r} is not one of {INIT_TYPES}")
     check_user_environment(spec.user_environment)
-    runtime_libs = runtime_dir()
     env: dict[str, str] = dict(UNRESERVED_DEFAULTS)
-    env["PYTHONPATH"] = runtime_libs
+    env["PYTHONPATH"] = spec.runtime_dir  # AWS: "The Python library path ($LAMBDA_RUNTIME_DIR)"
     if spec.xray_daemon_address:
         host, _, port = spec.xray_daemon_address.rpartition(":")
         env["AWS_XRAY_DAEMON_ADDRESS"] = spec.xray_daemon_address
@@ -139,24 +133,21 @@ def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
             "AWS_SESSION_TOKEN": constants.FAKE_SESSION_TOKEN,
             "AWS_LAMBDA_RUNTIME_API": spec.runtime_api,
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "LAMBDA_RUNTIME_DIR": runtime_libs,
+            "LAMBDA_RUNTIME_DIR": spec.runtime_dir,
             "TZ": ":UTC",
         }
     )
-    user_endpoint = spec.user_environment.get(ENDPOINT_URL)
-    if user_endpoint is not None and user_endpoint != spec.endpoint_url:
-        LOG.warning(
-            "function %s sets %s=%s; the local cloud replaces it with %s",
-            spec.function_name,
-            ENDPOINT_URL,
-            user_endpoint,
-            spec.endpoint_url,
-        )
-    env[ENDPOINT_URL] = spec.endpoint_url
+    endpoints = {ENDPOINT_URL: spec.endpoint_url}
+    endpoints.update({f"{ENDPOINT_URL}_{service.upper()}": url for service, url in spec.service_endpoints.items()})
+    for name, url in endpoints.items():
+        user_endpoint = spec.user_environment.get(name)
+        if user_endpoint is not None and user_endpoint != url:
+            LOG.warning(
+                "function %s sets %s=%s; the local cloud replaces it with %s",
+                spec.function_name,
+                name,
+                user_endpoint,
+                url,
+            )
+        env[name] = url
     return env
-
-
-def python_version_note(runtime: str) -> str:
-    """How the local cloud runs `runtime`: with the host's interpreter, whatever version the template names."""
-    host = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return f"{runtime} runs with the host interpreter ({host})" if runtime != host else f"{runtime} runs as is"

@@ -24,6 +24,7 @@ def make_input(**overrides):
         runtime_api="127.0.0.1:40001",
         endpoint_url="http://127.0.0.1:4566",
         user_environment={},
+        runtime_dir="/runtimes/python3.13/site",
     )
     base.update(overrides)
     return envvars.EnvironmentVariablesInput(**base)
@@ -45,7 +46,7 @@ def test_reserved_variables_describe_the_function():
     assert env["LANG"] == "en_US.UTF-8"
     assert env["AWS_XRAY_CONTEXT_MISSING"] == "LOG_ERROR"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
-    assert Path(env["LAMBDA_RUNTIME_DIR"], "awslambdaric").is_dir()
+    assert env["LAMBDA_RUNTIME_DIR"] == "/runtimes/python3.13/site"  # the runtime's own packages, nothing of the lab
     assert env["PYTHONPATH"] == env["LAMBDA_RUNTIME_DIR"]
 
 
