@@ -30,6 +30,21 @@ class FunctionSpec:
     dead_letter_target_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     logical_id: str = ""
+    layers: tuple[str, ...] = ()  # layer version ARNs, in order
+    template_dir: Path | None = None  # where `sam build` output (.aws-sam/build) would be
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """AWS::Lambda::LayerVersion (SAM: AWS::Serverless::LayerVersion) with its content in a local folder."""
+
+    name: str
+    content_dir: Path
+    compatible_runtimes: tuple[str, ...] = ()
+    compatible_architectures: tuple[str, ...] = ()
+    description: str = ""
+    license_info: str | None = None
+    build_method: str | None = None  # SAM Metadata BuildMethod: "python3.13" builds it as `sam build` does
 
 
 @dataclass(frozen=True)
@@ -64,5 +79,9 @@ class LambdaControl(Protocol):
     def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None: ...
 
     def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None: ...
+
+    def publish_layer_version(self, spec: LayerSpec) -> str:
+        """Publish a new version of the layer; return its LayerVersionArn."""
+        ...
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str: ...

@@ -18,6 +18,7 @@ class LambdaApiError(Exception):
         self.message = message
         self.members = members
         self.headers: dict[str, str] = {}
+        self.request_id: str | None = None  # the Lambda request id of a refused invoke (throttled, local error)
 
     def body(self) -> dict[str, Any]:
         return {"Type": self.kind, self.message_key: self.message, **self.members}
@@ -61,6 +62,16 @@ class UnsupportedMediaTypeException(LambdaApiError):
 class ServiceException(LambdaApiError):
     status = 500
     code = "ServiceException"
+    kind = "Service"
+
+
+class LocalCapacityException(LambdaApiError):
+    """Not an AWS error: this machine could not run the call (no fork, no socket, the local cloud stopping) even
+    after waiting. On AWS the call would have run; the code and the message say so, so a client never mistakes it for
+    Lambda's behaviour. 503, so SDKs retry it as a transient error."""
+
+    status = 503
+    code = "LambdalabLocalCapacityException"
     kind = "Service"
 
 

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from lambdalab.awslambda.runtime.builds import CodeArtifact
 
 LOG = logging.getLogger(__name__)
 
@@ -67,6 +68,100 @@ class FunctionVersion:
     last_modified: str
     description: str = ""
     revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    artifact: CodeArtifact | None = None  # the import path it runs with (None: the code folder alone)
+
+    @property
+    def code(self) -> CodeArtifact:
+        return self.artifact if self.artifact is not None else CodeArtifact(self.spec.code_dir)
+
+
+_LAYER_NAME_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
+_LAYER_ARN_RE = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:(\d{12}):layer:([a-zA-Z0-9-_]+):(\d+)$")
+MAX_LAYERS = 5
+
+
+@dataclass
+class LayerVersion:
+    name: str
+    version: int
+    arn: str  # LayerVersionArn
+    layer_arn: str
+    spec: LayerSpec
+    opt_root: Path  # the folder the layer is extracted to (/opt), built when it asks for it
+    code_sha256: str
+    created: str
+
+
+class LayerStore:
+    """Every layer version of the local account in one Region."""
+
+    def __init__(self, region: str, account_id: str) -> None:
+        self.region = region
+        self.account_id = account_id
+        self._layers: dict[str, dict[int, LayerVersion]] = {}
+        self._next: dict[str, int] = {}
+
+    def layer_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{name}"
+
+    def publish(self, spec: LayerSpec, opt_root: Path) -> LayerVersion:
+        if not _LAYER_NAME_RE.match(spec.name):
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{spec.name}' at 'layerName' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:"
+                "layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+            )
+        number = self._next.get(spec.name, 1)
+        self._next[spec.name] = number + 1
+        layer_arn = self.layer_arn(spec.name)
+        version = LayerVersion(
+            name=spec.name,
+            version=number,
+            arn=f"{layer_arn}:{number}",
+            layer_arn=layer_arn,
+            spec=spec,
+            opt_root=opt_root,
+            code_sha256=code_sha256(opt_root),
+            created=_timestamp(),
+        )
+        self._layers.setdefault(spec.name, {})[number] = version
+        return version
+
+    def get(self, name: str, version: int) -> LayerVersion:
+        found = self._layers.get(name, {}).get(version)
+        if found is None:
+            raise ResourceNotFoundException("The resource you requested does not exist.")
+        return found
+
+    def by_arn(self, arn: str) -> LayerVersion:
+        """A function's Layers entry → the layer version; AWS's message for one that does not exist."""
+        match = _LAYER_ARN_RE.match(arn)
+        if match is None:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '[{arn}]' at 'layers' failed to satisfy constraint: Member "
+                "must satisfy constraint: [Member must have length less than or equal to 140, Member must have "
+                "length greater than or equal to 1, Member must satisfy regular expression pattern: "
+                "(arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|"
+                "(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+), Member must not be null]"
+            )
+        found = self._layers.get(match.group(2), {}).get(int(match.group(3)))
+        if found is None or match.group(1) != self.account_id:
+            raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
+        return found
+
+    def resolve(self, arns: tuple[str, ...]) -> list[LayerVersion]:
+        if len(arns) > MAX_LAYERS:
+            raise InvalidParameterValueException(f"Cannot exceed {MAX_LAYERS} layers.")
+        return [self.by_arn(arn) for arn in arns]
+
+    def versions(self, name: str) -> list[LayerVersion]:
+        return [self._layers[name][n] for n in sorted(self._layers.get(name, {}), reverse=True)]
+
+    def names(self) -> list[str]:
+        return sorted(name for name, versions in self._layers.items() if versions)
+
+    def delete(self, name: str, version: int) -> None:
+        self._layers.get(name, {}).pop(version, None)
 
 
 @dataclass
@@ -131,7 +226,7 @@ class FunctionStore:
     def arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
 
-    def create(self, spec: FunctionSpec) -> LambdaFunction:
+    def create(self, spec: FunctionSpec, artifact: CodeArtifact | None = None) -> LambdaFunction:
         if not _NAME_RE.match(spec.name):
             raise InvalidParameterValueException(f"Invalid function name: {spec.name!r} (1-64 of a-z A-Z 0-9 - _)")
         if spec.name in self._functions:
@@ -139,7 +234,9 @@ class FunctionStore:
         # Environments run with the code folder as working directory: a relative path would not survive the chdir.
         spec = replace(spec, code_dir=spec.code_dir.resolve())
         validate_spec(spec)
-        latest = FunctionVersion(LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description)
+        latest = FunctionVersion(
+            LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description, artifact=artifact
+        )
         function = LambdaFunction(name=spec.name, arn=self.arn(spec.name), latest=latest)
         self._functions[spec.name] = function
         return function
@@ -159,10 +256,19 @@ class FunctionStore:
     def all(self) -> list[LambdaFunction]:
         return sorted(self._functions.values(), key=lambda f: f.name)
 
-    def update_configuration(self, function: LambdaFunction, **changes: Any) -> FunctionVersion:
+    def values(self) -> list[LambdaFunction]:
+        """Every function, in no particular order (cheaper than `all()` on hot paths)."""
+        return list(self._functions.values())
+
+    def update_configuration(
+        self, function: LambdaFunction, artifact: CodeArtifact | None = None, **changes: Any
+    ) -> FunctionVersion:
         spec = replace(function.latest.spec, **changes)
         validate_spec(spec)
-        function.latest = FunctionVersion(LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description)
+        kept = artifact if artifact is not None else function.latest.artifact
+        function.latest = FunctionVersion(
+            LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description, artifact=kept
+        )
         return function.latest
 
     def publish_version(self, function: LambdaFunction, description: str = "") -> FunctionVersion:
@@ -174,7 +280,12 @@ class FunctionStore:
         number = str(function.next_version)
         function.next_version += 1
         version = FunctionVersion(
-            number, function.latest.spec, function.latest.code_sha256, _timestamp(), description or ""
+            number,
+            function.latest.spec,
+            function.latest.code_sha256,
+            _timestamp(),
+            description or "",
+            artifact=function.latest.artifact,
         )
         function.versions[number] = version
         return version

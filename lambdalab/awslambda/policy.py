@@ -593,12 +593,16 @@ class ConcurrencyPolicy:
     def provisioned_concurrent_executions(self, function: str, qualifier: str | None = None) -> int:
         """ProvisionedConcurrentExecutions: provisioned environments BUSY (retiring ones included)."""
         self._function(function)
-        return sum(n for (f, q), n in self._pc_busy.items() if f == function and qualifier in (None, q))
+        if qualifier is not None:
+            return self._pc_busy.get((function, qualifier), 0)
+        return sum(n for (f, _), n in self._pc_busy.items() if f == function)
 
     def provisioned_allocated(self, function: str, qualifier: str | None = None) -> int:
         """Provisioned environments that exist (INIT, IDLE, BUSY), not counting retiring ones."""
         self._function(function)
-        return sum(n for (f, q), n in self._pc_allocated.items() if f == function and qualifier in (None, q))
+        if qualifier is not None:
+            return self._pc_allocated.get((function, qualifier), 0)
+        return sum(n for (f, _), n in self._pc_allocated.items() if f == function)
 
     def function_usage(self, function: str) -> int:
         """What counts against the function's reserved concurrency (and the account): on-demand INIT + BUSY,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -20,7 +21,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from lambdalab.awslambda.control import EventInvokeConfigSpec
+from lambdalab.awslambda.control import EventInvokeConfigSpec, LayerSpec
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -30,7 +31,7 @@ from lambdalab.awslambda.exceptions import (
     ServiceException,
     UnknownOperationError,
 )
-from lambdalab.awslambda.models import LATEST, FunctionVersion, LambdaFunction, split_function_name
+from lambdalab.awslambda.models import LATEST, FunctionVersion, LambdaFunction, LayerVersion, split_function_name
 from lambdalab.awslambda.service import LambdaService, function_spec_from_api
 
 LOG = logging.getLogger(__name__)
@@ -100,6 +101,27 @@ def _int(body: dict[str, Any], key: str, minimum: int | None = None) -> int:
     return value
 
 
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _unzip(encoded: Any, target: Path) -> None:
+    """A base64 zip (Code.ZipFile / Content.ZipFile) into `target`, refusing entries that point outside it."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except (binascii.Error, zipfile.BadZipFile, ValueError, TypeError):
+        raise InvalidParameterValueException(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ) from None
+    target.mkdir(parents=True, exist_ok=True)
+    for member in archive.namelist():
+        resolved = (target / member).resolve()
+        if not str(resolved).startswith(str(target.resolve())):
+            raise InvalidParameterValueException(f"Zip entry {member!r} points outside the folder")
+    archive.extractall(target)
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
@@ -160,6 +182,11 @@ class LambdaApi:
             config["Environment"] = {"Variables": dict(spec.environment)}
         if spec.dead_letter_target_arn:
             config["DeadLetterConfig"] = {"TargetArn": spec.dead_letter_target_arn}
+        if spec.layers:
+            config["Layers"] = [
+                {"Arn": layer.arn, "CodeSize": _size(layer.opt_root)}
+                for layer in self.service.layers.resolve(spec.layers)
+            ]
         return config
 
     def function_and_qualifier(self, name: str, request: web.Request) -> tuple[LambdaFunction, str | None]:
@@ -242,22 +269,12 @@ async def create_function(api: LambdaApi, request: web.Request, p: dict[str, str
         raise InvalidParameterValueException(
             "The local cloud needs the code inline (Code.ZipFile, e.g. aws lambda create-function --zip-file fileb://f.zip)"
         )
-    try:
-        raw = base64.b64decode(code["ZipFile"], validate=True)
-        archive = zipfile.ZipFile(io.BytesIO(raw))
-    except (binascii.Error, zipfile.BadZipFile, ValueError):
-        raise InvalidParameterValueException(
-            "Could not unzip uploaded file. Please check your file, then try to upload again."
-        ) from None
     target = api.code_root / f"{body['FunctionName']}-{uuid.uuid4().hex[:8]}"
-    target.mkdir(parents=True, exist_ok=True)
-    for member in archive.namelist():
-        resolved = (target / member).resolve()
-        if not str(resolved).startswith(str(target.resolve())):
-            raise InvalidParameterValueException(f"Zip entry {member!r} points outside the function's folder")
-    archive.extractall(target)
+    _unzip(code["ZipFile"], target)
     spec = function_spec_from_api(body, target)
-    api.service.create_function(spec)
+    roots = api.service.layer_roots(spec.layers)
+    artifact = await asyncio.to_thread(api.service.build, spec, roots)  # pip, when it must, off the loop
+    api.service.create_function(spec, artifact)
     function = api.service.store.get(spec.name)
     if body.get("Publish"):
         api.service.publish_version(spec.name, body.get("Description", ""))
@@ -547,3 +564,79 @@ async def add_permission(api: LambdaApi, request: web.Request, p: dict[str, str]
 
 
 from lambdalab.awslambda import esm_api  # noqa: E402, F401  (registers the event source mapping routes)
+
+# --- layers -------------------------------------------------------------------------------------------------------
+
+
+def _layer_version(layer: LayerVersion) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Content": {"Location": layer.opt_root.resolve().as_uri(), "CodeSha256": layer.code_sha256, "CodeSize": 0},
+        "LayerArn": layer.layer_arn,
+        "LayerVersionArn": layer.arn,
+        "Description": layer.spec.description,
+        "CreatedDate": layer.created,
+        "Version": layer.version,
+        "CompatibleRuntimes": list(layer.spec.compatible_runtimes),
+        "CompatibleArchitectures": list(layer.spec.compatible_architectures),
+    }
+    body["Content"]["CodeSize"] = _size(layer.opt_root)
+    if layer.spec.license_info:
+        body["LicenseInfo"] = layer.spec.license_info
+    return body
+
+
+@route("POST", "/2018-10-31/layers/{name}/versions")
+async def publish_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await _body_json(request)
+    content = body.get("Content")
+    if not isinstance(content, dict) or "ZipFile" not in content:
+        raise InvalidParameterValueException(
+            "The local cloud needs the layer content inline (Content.ZipFile, e.g. aws lambda publish-layer-version "
+            "--zip-file fileb://layer.zip)"
+        )
+    target = api.code_root / "layers" / f"{p['name']}-{uuid.uuid4().hex[:8]}"
+    _unzip(content["ZipFile"], target)
+    spec = LayerSpec(
+        name=p["name"],
+        content_dir=target,
+        compatible_runtimes=tuple(body.get("CompatibleRuntimes") or ()),
+        compatible_architectures=tuple(body.get("CompatibleArchitectures") or ()),
+        description=str(body.get("Description", "")),
+        license_info=body.get("LicenseInfo"),
+    )
+    layer = api.service.publish_layer_version(spec, target)
+    return _json(_layer_version(layer), status=201)
+
+
+@route("GET", "/2018-10-31/layers/{name}/versions/{version}")
+async def get_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    if not p["version"].isdigit():
+        raise InvalidParameterValueException(f"Invalid layer version {p['version']!r}")
+    return _json(_layer_version(api.service.layers.get(p["name"], int(p["version"]))))
+
+
+@route("DELETE", "/2018-10-31/layers/{name}/versions/{version}")
+async def delete_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    if p["version"].isdigit():
+        api.service.layers.delete(p["name"], int(p["version"]))
+    return _empty(204)
+
+
+@route("GET", "/2018-10-31/layers/{name}/versions")
+async def list_layer_versions(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    versions = [_layer_version(v) for v in api.service.layers.versions(p["name"])]
+    for version in versions:
+        version.pop("Content")
+    return _json({"LayerVersions": versions})
+
+
+@route("GET", "/2018-10-31/layers")
+async def list_layers(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    if request.query.get("find") == "LayerVersion":  # GetLayerVersionByArn
+        return _json(_layer_version(api.service.layers.by_arn(request.query.get("Arn", ""))))
+    layers = []
+    for name in api.service.layers.names():
+        newest = _layer_version(api.service.layers.versions(name)[0])
+        newest.pop("Content")
+        layers.append({"LayerName": name, "LayerArn": newest["LayerArn"], "LatestMatchingVersion": newest})
+    return _json({"Layers": layers})

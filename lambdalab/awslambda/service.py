@@ -24,8 +24,9 @@ from typing import Any, Protocol, TypeVar
 from lambdalab import constants
 from lambdalab.awslambda.asyncq import Action, AsyncEvent, AsyncQueue, Disposition
 from lambdalab.awslambda.asyncq import EventInvokeConfig as QueueInvokeConfig
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
 from lambdalab.awslambda.environments import (
+    LOCAL_ERROR_TYPE,
     Environment,
     EnvironmentHost,
     EnvironmentSpec,
@@ -37,6 +38,7 @@ from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
     InvalidRequestContentException,
     LambdaApiError,
+    LocalCapacityException,
     ProvisionedConcurrencyConfigNotFoundException,
     RequestTooLargeException,
     ResourceConflictException,
@@ -49,6 +51,8 @@ from lambdalab.awslambda.models import (
     FunctionStore,
     FunctionVersion,
     LambdaFunction,
+    LayerStore,
+    LayerVersion,
     split_function_name,
 )
 from lambdalab.awslambda.policy import (
@@ -60,6 +64,8 @@ from lambdalab.awslambda.policy import (
     StartKind,
     Throttled,
 )
+from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_layer, function_artifact
+from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.sqs_poller import EventSourceMappings
 from lambdalab.clock import WallClock
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
@@ -81,6 +87,7 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     reap_interval_s: float = 5.0
     xray_daemon_address: str | None = None
+    service_endpoints: dict[str, str] = field(default_factory=dict)  # handed to functions as AWS_ENDPOINT_URL_<ID>
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,7 @@ class LambdaService:
         self.config = config
         self.host = host
         self.store = FunctionStore(config.region, config.account_id)
+        self.layers = LayerStore(config.region, config.account_id)
         self.clock = WallClock()
         self.policy = ConcurrencyPolicy(self.clock, config.limits)
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
@@ -155,6 +163,7 @@ class LambdaService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._concurrency_pending = False
         self._stopping = False
         self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
         self.event_sources = EventSourceMappings(self)  # SQS event source mappings and their pollers
@@ -193,8 +202,49 @@ class LambdaService:
 
     # --- control: functions, versions, aliases --------------------------------------------------------------------
 
-    def create_function(self, spec: FunctionSpec) -> str:
-        function = self.store.create(spec)
+    def layer_roots(self, arns: tuple[str, ...]) -> list[Path]:
+        """The folders a function's layers are extracted to, in order; AWS's errors for a bad or unknown ARN."""
+        return [layer.opt_root for layer in self.layers.resolve(arns)]
+
+    @staticmethod
+    def build(spec: FunctionSpec, layer_roots: list[Path]) -> CodeArtifact:
+        """The function's import path (its dependencies installed on first use). Blocking: call it off the loop.
+        A dependency that cannot be installed is InvalidParameterValueException naming the function and pip's
+        words (on AWS, `sam build` would have failed before the deploy)."""
+        try:
+            interpreter = find_interpreter(spec.runtime)
+        except UnsupportedRuntime as exc:
+            raise InvalidParameterValueException(str(exc)) from None
+        try:
+            return function_artifact(
+                spec.code_dir.resolve(),
+                interpreter,
+                name=spec.name,
+                logical_id=spec.logical_id or None,
+                template_dir=spec.template_dir,
+                layers=layer_roots,
+            )
+        except BuildError as exc:
+            raise InvalidParameterValueException(str(exc)) from None
+
+    def publish_layer_version(self, spec: LayerSpec, opt_root: Path) -> LayerVersion:
+        """A new version of the layer, extracted at `opt_root` (built by `build_layer`, off the loop)."""
+        return self.layers.publish(spec, opt_root)
+
+    @staticmethod
+    def build_layer(spec: LayerSpec) -> Path:
+        """The folder the layer is extracted to (/opt): its content, or its `sam build` output. Blocking."""
+        runtime = next((r for r in spec.compatible_runtimes if r.startswith("python")), None) or spec.build_method
+        try:
+            interpreter = find_interpreter(runtime or "python3.13")
+            return build_layer(spec.content_dir.resolve(), interpreter, spec.build_method, what=f"layer {spec.name}")
+        except (BuildError, UnsupportedRuntime) as exc:
+            raise InvalidParameterValueException(str(exc)) from None
+
+    def create_function(self, spec: FunctionSpec, artifact: CodeArtifact | None = None) -> str:
+        if artifact is None:  # a caller on the loop that did not build first: build here (blocks while pip runs)
+            artifact = self.build(spec, self.layer_roots(spec.layers))
+        function = self.store.create(spec, artifact)
         self.policy.add_function(function.name)
         self._configure_queue(function)
         if spec.reserved_concurrency is not None:
@@ -325,13 +375,15 @@ class LambdaService:
 
     def _environment_spec(self, env_id: str, function: LambdaFunction, version: FunctionVersion, init_type: str):
         spec = version.spec
+        code = version.code
         return EnvironmentSpec(
             env_id=env_id,
             function_name=function.name,
             function_arn=function.arn,
             version=version.version,
             handler=spec.handler,
-            code_dir=spec.code_dir,
+            code_dir=code.task_root,
+            paths=code.paths,
             runtime=spec.runtime,
             memory_mb=spec.memory_mb,
             timeout_s=float(spec.timeout_s),
@@ -343,6 +395,7 @@ class LambdaService:
             endpoint_url=self.config.endpoint_url,
             xray_daemon_address=self.config.xray_daemon_address,
             init_cap_s=self.config.limits.init_cap_s if init_type == "on-demand" else None,
+            service_endpoints=dict(self.config.service_endpoints),
         )
 
     def _environment_event(self, env_id: str, event: str, detail: str | None = None) -> None:
@@ -463,8 +516,15 @@ class LambdaService:
         return self._sync_outcome(record, result, log_type)
 
     def _sync_outcome(self, record: InvocationRecord, result: InvokeResult | None, log_type: str) -> InvokeOutcome:
+        refusal: LambdaApiError | None = None
         if record.outcome == "throttled":
-            raise TooManyRequestsException(record.throttle_reason or "ConcurrentInvocationLimitExceeded", 1.0)
+            refusal = TooManyRequestsException(record.throttle_reason or "ConcurrentInvocationLimitExceeded", 1.0)
+        elif record.outcome == "local_error":
+            refusal = LocalCapacityException(record.error_message or "lambdalab: this machine could not run the call")
+        if refusal is not None:
+            refusal.request_id = record.request_id
+            refusal.headers["x-amzn-RequestId"] = record.request_id
+            raise refusal
         body = result.body if result is not None else _error_body(record.error_type, record.error_message)
         function_error = None if record.outcome == "success" else "Unhandled"
         log_result = None
@@ -503,21 +563,40 @@ class LambdaService:
         env_id = decision.env_id
         init_start: float | None = None
         init_duration: float | None = None
+        init_wait = 0.0
         if decision.kind == StartKind.COLD:
             spec = self._environment_spec(env_id, function, version, "on-demand")
             try:
                 env = await self.host.spawn(spec)
-            except Exception as exc:
-                LOG.exception("could not start environment %s", env_id)
+            except Exception as exc:  # this machine could not start it, even after waiting: never Lambda's error
+                LOG.warning("could not start environment %s: %s", env_id, exc)
                 self.policy.discard(env_id)
+                message = f"lambdalab (this machine, not Lambda): could not start an execution environment: {exc}"
                 record = self._report(
-                    attempt, plan, "crash", decision, env_id, error_type="ServiceException", error_message=str(exc)
+                    attempt, plan, "local_error", decision, env_id, error_type=LOCAL_ERROR_TYPE, error_message=message
                 )
                 return record, None
             self.envs[env_id] = env
             self._environment_event(env_id, "created")
             ready = await env.wait_ready()
             init_start, init_duration = env.init_started_at, ready.init_duration_s
+            init_wait = ready.local_wait_s
+            if ready.local:
+                self.policy.discard(env_id)
+                self._forget(env_id)
+                self._spawn_task(env.kill(), f"kill-{env_id}")
+                record = self._report(
+                    attempt,
+                    plan,
+                    "local_error",
+                    decision,
+                    env_id,
+                    init_start=init_start,
+                    error_type=LOCAL_ERROR_TYPE,
+                    error_message=ready.error_message,
+                    init_wait=init_wait,
+                )
+                return record, None
             if not ready.ok and not ready.retry_in_invoke:
                 self.policy.init_failed(env_id, f"{ready.error_type}: {ready.error_message}")
                 self._environment_event(env_id, "init_error", ready.error_type)
@@ -533,6 +612,7 @@ class LambdaService:
                     init_duration=init_duration,
                     error_type=ready.error_type,
                     error_message=ready.error_message,
+                    init_wait=init_wait,
                 )
                 return record, None
             self.policy.init_finished(env_id)
@@ -553,7 +633,8 @@ class LambdaService:
         result = await env.invoke(request)
         if result.init_duration_s is not None:  # the INIT re-run inside the invoke
             init_duration = result.init_duration_s
-        if result.status in (InvokeStatus.TIMEOUT, InvokeStatus.CRASH):
+            init_wait += result.init_local_wait_s
+        if result.status in (InvokeStatus.TIMEOUT, InvokeStatus.CRASH, InvokeStatus.LOCAL_ERROR):
             replacements = self.policy.discard(env_id) or []
             self._environment_event(env_id, "timed_out" if result.status == InvokeStatus.TIMEOUT else "crashed")
             self._forget(env_id)
@@ -575,23 +656,38 @@ class LambdaService:
             result=result,
             error_type=result.error_type,
             error_message=error_message,
+            init_wait=init_wait,
         )
         return record, result
 
     def _concurrency_changed(self) -> None:
+        """Report the concurrency once per event-loop turn, however many changes the turn made (a burst of them
+        costs one snapshot). A request's admit and its own release never share a turn; the sample is the state at
+        the end of the turn, so only a peak that rose and fell within one turn (one request released while another
+        was admitted) is not seen."""
+        if self._loop is None:
+            self._report_concurrency()
+        elif not self._concurrency_pending:
+            self._concurrency_pending = True
+            self._loop.call_soon(self._report_concurrency)
+
+    def _report_concurrency(self) -> None:
+        self._concurrency_pending = False
         policy = self.policy
-        provisioned = {}
-        for function in self.store.all():
-            for qualifier in function.provisioned:
-                provisioned[(function.name, qualifier)] = ProvisionedState(
-                    busy=policy.provisioned_concurrent_executions(function.name, qualifier),
-                    allocated=policy.provisioned_allocated(function.name, qualifier),
-                )
+        functions = self.store.values()
+        provisioned = {
+            (function.name, qualifier): ProvisionedState(
+                busy=policy.provisioned_concurrent_executions(function.name, qualifier),
+                allocated=policy.provisioned_allocated(function.name, qualifier),
+            )
+            for function in functions
+            for qualifier in function.provisioned
+        }
         snapshot = ConcurrencySnapshot(
             at=time.time(),
             account_concurrent=policy.concurrent_executions(),
             unreserved_concurrent=policy.unreserved_concurrent_executions(),
-            functions={f.name: policy.concurrent_executions(f.name) for f in self.store.all()},
+            functions={f.name: policy.concurrent_executions(f.name) for f in functions},
             resources={k: v for k, v in self._in_flight.items() if k[1] != LATEST},
             provisioned=provisioned,
         )
@@ -611,6 +707,7 @@ class LambdaService:
         error_type: str | None = None,
         error_message: str | None = None,
         throttle_reason: str | None = None,
+        init_wait: float = 0.0,
     ) -> InvocationRecord:
         """Build the attempt's record and hand it, with its trace plan, to the telemetry."""
         spec = attempt.version.spec
@@ -648,6 +745,8 @@ class LambdaService:
             attempt=attempt.attempt,
             tracing_active=spec.tracing == "Active",
             responded_at=time.time(),
+            init_local_wait_s=init_wait,
+            local_wait_s=init_wait + (result.local_wait_s if result is not None else 0.0),
         )
         self.telemetry.invocation(record, plan)
         return record
@@ -727,7 +826,9 @@ class LambdaService:
             LOG.exception("async attempt of %s failed in the service", event.event_id)
             await self._dispose(self.queue.on_system_error(event, str(exc)))
             return
-        if record.outcome == "throttled":
+        if record.outcome == "local_error":  # retried like a 5xx, never lost, never counted as Lambda's
+            disposition = self.queue.on_system_error(event, record.error_message or "local capacity")
+        elif record.outcome == "throttled":
             disposition = self.queue.on_throttle(
                 event, record.throttle_reason or "", reserved_zero=function.reserved == 0
             )
@@ -797,7 +898,13 @@ class ThreadSafeControl:
         return future.result(timeout=self._timeout)
 
     def create_function(self, spec: FunctionSpec) -> str:
-        return self._call(self._service.create_function, spec)
+        roots = self._call(self._service.layer_roots, spec.layers)
+        artifact = self._service.build(spec, roots)  # on this thread: pip never blocks the loop
+        return self._call(self._service.create_function, spec, artifact)
+
+    def publish_layer_version(self, spec: LayerSpec) -> str:
+        opt_root = self._service.build_layer(spec)  # on this thread
+        return self._call(self._service.publish_layer_version, spec, opt_root).arn
 
     def publish_version(self, function_name: str, description: str = "") -> str:
         return self._call(self._service.publish_version, function_name, description)
@@ -836,6 +943,7 @@ _OUTCOMES = {
     InvokeStatus.FUNCTION_ERROR: "function_error",
     InvokeStatus.TIMEOUT: "timeout",
     InvokeStatus.CRASH: "crash",
+    InvokeStatus.LOCAL_ERROR: "local_error",
 }
 
 
@@ -885,4 +993,5 @@ def function_spec_from_api(body: dict[str, Any], code_dir: Path) -> FunctionSpec
         description=body.get("Description", ""),
         dead_letter_target_arn=(body.get("DeadLetterConfig") or {}).get("TargetArn"),
         tags=dict(body.get("Tags") or {}),
+        layers=tuple(str(arn) for arn in body.get("Layers") or ()),
     )

@@ -24,7 +24,9 @@ from lambdalab.deploy.intrinsics import (
 )
 from lambdalab.deploy.resources import APPLIED_PROPERTIES, PROVISIONERS, NotCreated, ProvisionContext, new_stack_id
 from lambdalab.deploy.template import (
+    LOCAL_CODE_BUCKET,
     SAMCONFIG_NAME,
+    LoadedTemplate,
     load_document,
     load_template,
     parse_parameter_overrides,
@@ -321,6 +323,8 @@ def deploy(
         endpoint_url=endpoint_url,
         lambda_control=lambda_control,
         code_dirs=loaded.code_dirs,
+        template_dir=loaded.path.parent,
+        metadata=_metadata(loaded),
         types=dict(plan.resolver.scope.declared_resources),
     )
     warnings = list(loaded.warnings)
@@ -358,3 +362,22 @@ def deploy(
         ),
         template_path=template_path,
     )
+
+
+def _metadata(loaded: LoadedTemplate) -> dict[str, dict[str, Any]]:
+    """Each transformed resource's Metadata; a resource SAM generated from one with local code (a layer's
+    LayerVersion, named with a hash) gets the Metadata of the SAM resource it came from (BuildMethod lives there)."""
+    original = loaded.original.get("Resources") or {}
+    found: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in (loaded.transformed.get("Resources") or {}).items():
+        if not isinstance(resource, dict):
+            continue
+        metadata = resource.get("Metadata")
+        props = resource.get("Properties") or {}
+        code = (props.get("Content") or props.get("Code")) if isinstance(props, dict) else None
+        if not metadata and isinstance(code, dict) and code.get("S3Bucket") == LOCAL_CODE_BUCKET:
+            source = original.get(str(code.get("S3Key")))
+            metadata = source.get("Metadata") if isinstance(source, dict) else None
+        if isinstance(metadata, dict):
+            found[logical_id] = metadata
+    return found

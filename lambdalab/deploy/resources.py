@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -17,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from lambdalab import constants
 from lambdalab.awsclients import local_client
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl
+from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl, LayerSpec
+from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class ProvisionContext:
     endpoint_url: str
     lambda_control: LambdaControl
     code_dirs: Mapping[str, Path]
+    template_dir: Path | None = None  # where `sam build` output would be (.aws-sam/build)
+    metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # logical id → its (SAM) Metadata
     known_differences: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id → what is kept but not enforced
@@ -224,11 +228,39 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
         dead_letter_target_arn=(props.get("DeadLetterConfig") or {}).get("TargetArn"),
         tags=_tags_dict(props.get("Tags")),
         logical_id=logical_id,
+        layers=tuple(str(arn) for arn in props.get("Layers") or ()),
+        template_dir=ctx.template_dir,
     )
     if not spec.handler or not spec.runtime:
         raise UserError(f"{logical_id}: a zip function needs Handler and Runtime")
+    if spec.runtime.startswith("python"):
+        with contextlib.suppress(UnsupportedRuntime):
+            note = find_interpreter(spec.runtime).note()
+            if note is not None:
+                ctx.note_difference(note)
     arn = ctx.lambda_control.create_function(spec)
     return Created(name, {"Arn": arn})
+
+
+def lambda_layer_version(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    content_dir = ctx.code_dirs.get(logical_id)
+    if content_dir is None:
+        raise UserError(
+            f"{logical_id}: Content must be a local folder (ContentUri); "
+            f"got {json.dumps(props.get('Content'), default=str)}"
+        )
+    metadata = ctx.metadata.get(logical_id) or {}
+    spec = LayerSpec(
+        name=str(props.get("LayerName") or physical_name(ctx.stack_name, logical_id, limit=64)),
+        content_dir=content_dir,
+        compatible_runtimes=tuple(str(r) for r in props.get("CompatibleRuntimes") or ()),
+        compatible_architectures=tuple(str(a) for a in props.get("CompatibleArchitectures") or ()),
+        description=str(props.get("Description", "")),
+        license_info=props.get("LicenseInfo"),
+        build_method=str(metadata["BuildMethod"]) if metadata.get("BuildMethod") else None,
+    )
+    arn = ctx.lambda_control.publish_layer_version(spec)
+    return Created(arn, {"LayerVersionArn": arn})
 
 
 def _env_text(value: Any) -> str:
@@ -878,6 +910,7 @@ Provisioner = Callable[[ProvisionContext, str, dict[str, Any]], Created]
 
 PROVISIONERS: dict[str, Provisioner] = {
     "AWS::Lambda::Function": lambda_function,
+    "AWS::Lambda::LayerVersion": lambda_layer_version,
     "AWS::Lambda::Version": lambda_version,
     "AWS::Lambda::Alias": lambda_alias,
     "AWS::Lambda::EventInvokeConfig": lambda_event_invoke_config,
@@ -915,6 +948,10 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
     "AWS::Lambda::Function": frozenset({
         "FunctionName", "Code", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role", "TracingConfig",
         "Architectures", "Description", "ReservedConcurrentExecutions", "DeadLetterConfig", "Tags", "PackageType",
+        "Layers",
+    }),
+    "AWS::Lambda::LayerVersion": frozenset({
+        "LayerName", "Content", "CompatibleRuntimes", "CompatibleArchitectures", "Description", "LicenseInfo",
     }),
     "AWS::Lambda::Version": frozenset({"FunctionName", "Description", "ProvisionedConcurrencyConfig", "CodeSha256"}),
     "AWS::Lambda::Alias": frozenset({

@@ -20,13 +20,15 @@ class InvocationRecord:
     qualifier: str  # "$LATEST", a version number or an alias name, as invoked
     version: str  # the version that ran ("$LATEST" or "1", ...)
     invocation_type: str  # "RequestResponse" | "Event" | "DryRun"
-    outcome: str  # "success" | "function_error" | "timeout" | "crash" | "init_error" | "throttled"
+    # "success" | "function_error" | "timeout" | "crash" | "init_error" | "throttled" | "local_error" (this machine
+    # could not run the attempt; never a Lambda outcome)
+    outcome: str
     start_kind: str | None  # "cold" | "warm" | "provisioned"; None when throttled
     spillover: bool  # on-demand call to an alias/version whose provisioned concurrency was all busy
     environment_id: str | None
     received_at: float  # the Invoke API accepted the request (or the async queue dequeued it)
     init_start: float | None  # function INIT (module import) began; None when warm
-    init_duration_s: float | None  # function INIT only, not the runtime's own start
+    init_duration_s: float | None  # INIT as the function takes it alone here (local waiting excluded)
     invoke_start: float | None  # the event was handed to the environment
     invoke_end: float | None  # the environment answered (or was killed)
     duration_s: float | None  # invoke_end - invoke_start
@@ -42,6 +44,10 @@ class InvocationRecord:
     attempt: int = 1  # async: 1 for the first try, 2-3 for retries
     tracing_active: bool = False  # the function has Tracing: Active
     responded_at: float | None = None  # the response left the service (end of the Overhead subsegment)
+    # Waiting for this machine, not Lambda's: INIT queued at the CPU gate or for a CPU (not in init_duration_s), and
+    # the invoke waited for a CPU (its deadline was extended by it). 0 when the machine kept up.
+    init_local_wait_s: float = 0.0
+    local_wait_s: float = 0.0  # all of it, INIT and invoke
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "data" / "templates"
 REGION = "us-east-1"
@@ -47,6 +47,7 @@ class RecordingLambdaControl:
     concurrency: dict[str, int] = field(default_factory=dict)
     provisioned: dict[tuple[str, str], int] = field(default_factory=dict)
     invoke_configs: list[EventInvokeConfigSpec] = field(default_factory=list)
+    layers: dict[str, LayerSpec] = field(default_factory=dict)  # LayerVersionArn → spec
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
@@ -93,6 +94,13 @@ class RecordingLambdaControl:
         self._require(spec.function_name)
         self.invoke_configs.append(spec)
         self.calls.append(("put_event_invoke_config", spec.function_name))
+
+    def publish_layer_version(self, spec: LayerSpec) -> str:
+        number = 1 + sum(1 for arn in self.layers if arn.split(":")[6] == spec.name)
+        arn = f"arn:aws:lambda:{self.region}:{self.account_id}:layer:{spec.name}:{number}"
+        self.layers[arn] = spec
+        self.calls.append(("publish_layer_version", spec.name))
+        return arn
 
 
 @dataclass

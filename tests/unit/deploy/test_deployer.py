@@ -401,19 +401,34 @@ def test_a_lambda_api_error_is_a_user_error_naming_the_resource(moto_endpoint: s
 
 
 def test_a_property_the_local_cloud_ignores_does_not_block_its_resource(moto_endpoint: str) -> None:
-    # GIVEN a function whose Layers refer to a layer the local cloud cannot create
+    # GIVEN a function whose VpcConfig refers to a security group the local cloud cannot create
+    control = RecordingLambdaControl()
+    stack = run(TEMPLATES / "unsupported_reference" / "template.yaml", control, moto_endpoint)
+    group = stack.resources["Group"]
+    # THEN the group is a named warning, and the function is created without the property, with a warning too
+    assert group.status is ResourceStatus.NOT_SUPPORTED and group.reason in stack.warnings
+    assert stack.resources["Fn"].status is ResourceStatus.CREATE_COMPLETE
+    assert "VpcConfig" not in stack.resources["Fn"].properties
+    assert (
+        "AWS::Lambda::Function (Fn): property VpcConfig refers to Group, which was not created; it is not applied"
+        in stack.warnings
+    )
+
+
+def test_a_layer_is_published_and_the_function_gets_its_arn(moto_endpoint: str) -> None:
+    # GIVEN a SAM layer with a local ContentUri and a function that uses it
     control = RecordingLambdaControl()
     stack = run(TEMPLATES / "layers" / "template.yaml", control, moto_endpoint)
     (layer,) = [r for r in stack.resources.values() if r.resource_type == "AWS::Lambda::LayerVersion"]
-    # THEN the layer is a named warning, and the function is created without it, with a warning too
-    assert layer.status is ResourceStatus.NOT_SUPPORTED and layer.reason in stack.warnings
-    assert stack.resources["Fn"].status is ResourceStatus.CREATE_COMPLETE
-    assert "Layers" not in stack.resources["Fn"].properties
-    assert (
-        f"AWS::Lambda::Function (Fn): property Layers refers to {layer.logical_id}, which was not created; "
-        "it is not applied" in stack.warnings
-    )
-    assert control.functions[stack.physical_id("Fn")].code_dir == (TEMPLATES / "layers" / "src").resolve()
+    # THEN the layer version is published from the folder and the function lists its ARN
+    assert layer.status is ResourceStatus.CREATE_COMPLETE
+    (arn,) = control.layers
+    assert control.layers[arn].content_dir == (TEMPLATES / "layers" / "layer").resolve()
+    assert control.layers[arn].compatible_runtimes == ("python3.12",)
+    function = control.functions[stack.physical_id("Fn")]
+    assert function.layers == (arn,)
+    assert function.code_dir == (TEMPLATES / "layers" / "src").resolve()
+    assert function.template_dir == (TEMPLATES / "layers").resolve()
 
 
 @pytest.mark.parametrize(
