@@ -6,29 +6,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-import aiohttp
 from aiohttp import web
 
 LOG = logging.getLogger(__name__)
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 _LAMBDA_PATH = re.compile(r"^/(2015-03-31|2016-08-19|2017-10-31|2019-09-25|2019-09-30|2014-11-13)/")
-# Hop-by-hop headers (RFC 9110 7.6.1) and those aiohttp recomputes: never forwarded.
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-}
 MAX_BODY = 16 * 1024 * 1024  # over Lambda's 6 MB limit, so Lambda answers RequestTooLargeException itself
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Moto(Protocol):
+    """Where everything that is not ours goes (lambdalab.moto_backend.MotoBackend)."""
+
+    async def respond(self, request: web.Request, body: bytes | None, service: str | None) -> web.Response: ...
 
 
 def service_of(request: web.Request) -> str | None:
@@ -47,16 +41,14 @@ def service_of(request: web.Request) -> str | None:
 
 
 class Gateway:
-    """An aiohttp app; `routes` maps a service name to our handler, everything else is proxied to moto."""
+    """An aiohttp app; `routes` maps a service name to our handler, everything else goes to moto."""
 
-    def __init__(self, moto_url: str, routes: dict[str, Route], extra: dict[str, Route] | None = None) -> None:
-        self.moto_url = moto_url.rstrip("/")
+    def __init__(self, moto: Moto, routes: dict[str, Route], extra: dict[str, Route] | None = None) -> None:
+        self.moto = moto
         self.routes = routes
         self.extra = extra or {}  # path prefix → handler, for lambdalab's own endpoints
-        self._session: aiohttp.ClientSession | None = None
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
-        self.app.on_cleanup.append(self._close)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         for prefix, handler in self.extra.items():
@@ -68,25 +60,5 @@ class Gateway:
         return await self.proxy(request)
 
     async def proxy(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
-        """Forward to moto; ``body`` replaces the request's (a route that rewrote it)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64),
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=300),
-            )
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        if body is None:
-            body = await request.read()
-        url = self.moto_url + request.rel_url.raw_path_qs
-        async with self._session.request(
-            request.method, url, headers=headers, data=body, allow_redirects=False
-        ) as upstream:
-            payload = await upstream.read()
-            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
-            return web.Response(status=upstream.status, body=payload, headers=out_headers)
-
-    async def _close(self, app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """moto's answer; ``body`` replaces the request's (a route that rewrote it)."""
+        return await self.moto.respond(request, body, service_of(request))

@@ -2,10 +2,11 @@
 evaluates each policy once per (scaled) period, applies the new capacity and records scaling activities, which it
 serves for DescribeScalingActivities (moto does not keep activities).
 
-Metric sources (docs/AUTOSCALING.md): DynamoDB utilisation is read from the capacity meter in process (consumed units
-of the period / (period seconds * provisioned units) * 100); Lambda provisioned-concurrency utilisation is read from
-the local CloudWatch with GetMetricStatistics and the exact dimension set FunctionName + Resource (moto matches
-dimensions as a subset, and FunctionName + Resource is the largest set Lambda publishes, so the match is exact).
+Metric sources (docs/AUTOSCALING.md), both from the local CloudWatch with GetMetricStatistics, as on AWS: DynamoDB
+utilisation is the period's ConsumedRead/WriteCapacityUnits Sum (published by the capacity meter in the DynamoDB
+process twice a period) / (period seconds * provisioned units, from DescribeTable) * 100; Lambda provisioned-
+concurrency utilisation uses the exact dimension set FunctionName + Resource (moto matches dimensions as a subset,
+and FunctionName + Resource is the largest set Lambda publishes, so the match is exact).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from lambdalab.autoscaling.policy import DYNAMODB_RULE, LAMBDA_RULE, Decision, Direction, TargetTracker
 from lambdalab.clock import Clock
-from lambdalab.dynamodb.meter import CapacityMeter, Kind
+from lambdalab.dynamodb.meter import Kind
 
 LOG = logging.getLogger(__name__)
 
@@ -130,7 +131,6 @@ class Autoscaler:
         aas: Any,  # boto3 application-autoscaling client (moto)
         cloudwatch: Any,  # boto3 cloudwatch client (moto)
         dynamodb: Any,  # boto3 dynamodb client at the gateway, so the meter sees UpdateTable
-        meter: CapacityMeter,
         lambda_service: Any | None,
         store: ActivityStore,
         lag_periods: float = 1.2,
@@ -142,7 +142,6 @@ class Autoscaler:
         self._aas = aas
         self._cloudwatch = cloudwatch
         self._dynamodb = dynamodb
-        self.meter = meter
         self.service = lambda_service
         self.store = store
         self.policies: dict[str, TrackedPolicy] = {}
@@ -267,17 +266,34 @@ class Autoscaler:
                 return None
             return int(function.provisioned.get(qualifier, 0))
         table, index = _table_of(policy.resource_id)
-        kind = _DIMENSIONS[policy.dimension][1]
-        provisioned = self.meter.provisioned(table, kind, index)
-        return None if provisioned is None else int(provisioned)
+        return await asyncio.to_thread(self._table_capacity, table, index, _DIMENSIONS[policy.dimension][1])
+
+    def _table_capacity(self, table: str, index: str | None, kind: Kind) -> int | None:
+        """The provisioned units of a table or GSI now (DescribeTable); None when it is on demand or gone."""
+        try:
+            description = self._dynamodb.describe_table(TableName=table)["Table"]
+        except ClientError:
+            return None
+        if ((description.get("BillingModeSummary") or {}).get("BillingMode") or "PROVISIONED") != "PROVISIONED":
+            return None
+        throughput = description.get("ProvisionedThroughput") or {}
+        if index is not None:
+            found = [g for g in description.get("GlobalSecondaryIndexes") or [] if g.get("IndexName") == index]
+            throughput = (found[0].get("ProvisionedThroughput") or {}) if found else {}
+        units = throughput.get("ReadCapacityUnits" if kind is Kind.READ else "WriteCapacityUnits")
+        return int(units) if units else None
 
     def _datapoint(self, policy: TrackedPolicy, period: int, capacity: int) -> float | None:
         if policy.dimension in _DIMENSIONS:
             table, index = _table_of(policy.resource_id)
             if capacity <= 0:
                 return None
-            stat = self.meter.period_stat(table, _DIMENSIONS[policy.dimension][1], period, index)
-            return stat.consumed / (self.period_s * capacity) * 100.0
+            label = "Read" if _DIMENSIONS[policy.dimension][1] is Kind.READ else "Write"
+            dims = [{"Name": "TableName", "Value": table}]
+            if index is not None:
+                dims.append({"Name": "GlobalSecondaryIndexName", "Value": index})
+            consumed = self._cloudwatch_value("AWS/DynamoDB", f"Consumed{label}CapacityUnits", "Sum", dims, period)
+            return None if consumed is None else consumed / (self.period_s * capacity) * 100.0
         if policy.dimension == PC_DIMENSION:
             function_name, qualifier = _function_of(policy.resource_id)
             if "predefined" in policy.metric:
@@ -316,6 +332,8 @@ class Autoscaler:
         values = [float(p[statistic]) for p in points if statistic in p]
         if not values:
             return None
+        if statistic == "Sum":
+            return sum(values)
         return max(values) if statistic == "Maximum" else values[0]
 
     # --- actions ------------------------------------------------------------------------------------------------
@@ -371,13 +389,10 @@ class Autoscaler:
         table, index = _table_of(policy.resource_id)
         kind = _DIMENSIONS[policy.dimension][1]
         other = Kind.WRITE if kind is Kind.READ else Kind.READ
+        unchanged = self._table_capacity(table, index, other) or 1
         throughput = {
-            "ReadCapacityUnits": capacity
-            if kind is Kind.READ
-            else int(self.meter.provisioned(table, other, index) or 1),
-            "WriteCapacityUnits": capacity
-            if kind is Kind.WRITE
-            else int(self.meter.provisioned(table, other, index) or 1),
+            "ReadCapacityUnits": capacity if kind is Kind.READ else unchanged,
+            "WriteCapacityUnits": capacity if kind is Kind.WRITE else unchanged,
         }
         if index is None:
             self._dynamodb.update_table(TableName=table, ProvisionedThroughput=throughput)

@@ -25,20 +25,25 @@ def test_presigned_and_unsigned_requests() -> None:
     assert service_of(make_mocked_request("GET", "/products")) is None
 
 
-async def test_routes_ours_and_proxies_the_rest(aiohttp_server_factory) -> None:
-    # GIVEN a stand-in for moto that echoes what reached it
-    async def upstream(request: web.Request) -> web.Response:
-        body = await request.read()
-        return web.json_response({"path": request.path_qs, "body": body.decode(), "svc": request.headers.get("X-S")})
+class RecordingMoto:
+    """A stand-in for moto that echoes what reached it."""
 
-    moto_app = web.Application()
-    moto_app.router.add_route("*", "/{tail:.*}", upstream)
-    moto = await aiohttp_server_factory(moto_app)
+    def __init__(self) -> None:
+        self.services: list[str | None] = []
 
+    async def respond(self, request: web.Request, body: bytes | None, service: str | None) -> web.Response:
+        self.services.append(service)
+        raw = await request.read() if body is None else body
+        return web.json_response({"path": request.path_qs, "body": raw.decode(), "svc": request.headers.get("X-S")})
+
+
+async def test_routes_ours_and_sends_the_rest_to_moto(aiohttp_server_factory) -> None:
+    # GIVEN a gateway with a Lambda route of ours and moto behind it
     async def ours(request: web.Request) -> web.Response:
         return web.json_response({"ours": True})
 
-    gateway = Gateway(str(moto.make_url("/")), {"lambda": ours})
+    moto = RecordingMoto()
+    gateway = Gateway(moto, {"lambda": ours})
     server = await aiohttp_server_factory(gateway.app)
     async with aiohttp.ClientSession() as session:
         # WHEN a Lambda request and an SQS request arrive
@@ -52,6 +57,7 @@ async def test_routes_ours_and_proxies_the_rest(aiohttp_server_factory) -> None:
             headers={"Authorization": SIGV4.format(svc="sqs"), "X-S": "sqs"},
         ) as r:
             sqs_body = await r.json()
-    # THEN Lambda is ours and SQS reached moto unchanged
+    # THEN Lambda is ours and SQS reached moto unchanged, named as SQS
     assert lambda_body == {"ours": True}
     assert sqs_body == {"path": "/?Action=ListQueues", "body": "x=1", "svc": "sqs"}
+    assert moto.services == ["sqs"]

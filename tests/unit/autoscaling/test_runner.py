@@ -1,5 +1,5 @@
 """The executor against moto in process: targets and policies read from Application Auto Scaling, DynamoDB
-utilisation from the meter, exact periods → UpdateTable and a recorded activity."""
+utilisation from CloudWatch as the meter publishes it, exact periods → UpdateTable and a recorded activity."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ async def _scenario() -> None:
     clock = VirtualClock(1_800_000_000.0)  # on a period boundary
     meter = CapacityMeter(clock, time_scale=0.05)
     meter.set_table(ddb.describe_table(TableName="t")["Table"])
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
     store = ActivityStore()
     autoscaler = Autoscaler(
-        clock, time_scale=0.05, aas=aas, cloudwatch=boto3.client("cloudwatch", region_name="us-east-1"),
-        dynamodb=ddb, meter=meter, lambda_service=None, store=store,
+        clock, time_scale=0.05, aas=aas, cloudwatch=cloudwatch, dynamodb=ddb, lambda_service=None, store=store,
     )  # fmt: skip
     assert await autoscaler.step() == []  # picks up the policy; nothing due yet
 
@@ -55,8 +55,9 @@ async def _scenario() -> None:
     for step, units in enumerate([15.0, 15.0, 0.0, 0.0, 0.0]):
         meter.charge("t", [Use(None, Kind.WRITE, units)])
         clock.advance(PERIOD_S)
+        publish(meter, cloudwatch)  # in the cloud the DynamoDB process publishes twice a period
         acted += [(step, d.old_capacity, d.new_capacity) for d in await autoscaler.step()]
-        meter.set_table(ddb.describe_table(TableName="t")["Table"])  # in the cloud the gateway sees the UpdateTable
+        meter.set_table(ddb.describe_table(TableName="t")["Table"])  # in the cloud the meter sees the UpdateTable
     # THEN one scale-out, on the second consecutive datapoint above 70%: ceil(5 * 100 / 70) = 8
     assert acted == [(3, 5, 8)]
     assert ddb.describe_table(TableName="t")["Table"]["ProvisionedThroughput"]["WriteCapacityUnits"] == 8
@@ -66,6 +67,12 @@ async def _scenario() -> None:
     assert "compressed to 3 s" in activity["Details"]
 
 
+def publish(meter: CapacityMeter, cloudwatch) -> None:
+    datums = meter.flush()
+    for start in range(0, len(datums), 20):
+        cloudwatch.put_metric_data(Namespace="AWS/DynamoDB", MetricData=datums[start : start + 20])
+
+
 def test_a_sub_second_period_reads_a_whole_second_of_cloudwatch() -> None:
     # GIVEN time scale 0.01 (0.6 s periods) and a datapoint inside one period
     with mock_aws():
@@ -73,8 +80,7 @@ def test_a_sub_second_period_reads_a_whole_second_of_cloudwatch() -> None:
         clock = VirtualClock(1_800_000_000.0)
         autoscaler = Autoscaler(
             clock, time_scale=0.01, aas=boto3.client("application-autoscaling", region_name="us-east-1"),
-            cloudwatch=cloudwatch, dynamodb=None, meter=CapacityMeter(clock, time_scale=0.01), lambda_service=None,
-            store=ActivityStore(),
+            cloudwatch=cloudwatch, dynamodb=None, lambda_service=None, store=ActivityStore(),
         )  # fmt: skip
         period = 3_000_000_000  # 1,800,000,000.0 s to .6 s: one second on the wire
         dims = [{"Name": "FunctionName", "Value": "f"}, {"Name": "Resource", "Value": "f:live"}]
