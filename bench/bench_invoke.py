@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/bench_invoke.py --clients 32 --invokes 4000 --cold 30
 
-Measures, in one run: (1) the direct in-process handler call (the floor); (2) warm invokes of a no-op function
-through the Invoke API with N concurrent clients: latency p50/p99 and invokes/s; (3) cold-start overhead — request
-accepted → the function's INIT begins — from the run directory's records, over `--cold` freshly created functions,
-one at a time. Prints medians and a JSON line for docs/BENCHMARKS.md.
+Measures, in one run: (1) the direct in-process handler call (the floor); (2) an aiohttp echo round trip to another
+process on this machine (the cost of one local HTTP exchange); (3) warm invokes of a no-op function through the
+Invoke API with N concurrent clients: latency p50/p99 and invokes/s, and the single-client p50 as a ratio to three
+echo round trips — a warm invoke is three exchanges (the Invoke API, the runtime's `/next`, its `/response`), so the
+ratio is what the service adds beyond the HTTP it cannot avoid, the figure to improve; (4) cold-start overhead —
+request accepted → the function's INIT begins — from the run directory's records, over `--cold` freshly created
+functions, one at a time. Prints medians and a JSON line for docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import io
 import json
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -130,6 +134,46 @@ async def run(url: str, run_dir: Path, clients: list[int], invokes: int, cold: i
     }
 
 
+ECHO_SERVER = """
+import sys
+from aiohttp import web
+
+async def echo(request):
+    return web.Response(body=await request.read(), content_type="application/json")
+
+app = web.Application()
+app.router.add_route("*", "/{tail:.*}", echo)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: print("ready", flush=True))
+"""
+
+
+async def echo_round_trips(url: str, count: int) -> list[float]:
+    """`count` POSTs of the invoke payload to an aiohttp echo server, one at a time, over one kept-alive connection."""
+    samples = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count + 50):
+            started = time.perf_counter()
+            async with session.post(url, data=b'{"n":1}') as response:
+                await response.read()
+            samples.append(time.perf_counter() - started)
+    return samples[50:]  # the first ones warm the connection and the server
+
+
+def echo_baseline(count: int) -> list[float]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the echo server did not start")
+        return asyncio.run(echo_round_trips(f"http://127.0.0.1:{port}/echo", count))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def read_ready(process: subprocess.Popen[str], cwd: Path, timeout_s: float = 60.0) -> tuple[str, Path]:
     """The URL and run directory `lambdalab up` prints once it is ready."""
     assert process.stdout is not None
@@ -152,6 +196,7 @@ def main() -> int:
     parser.add_argument("--cold", type=int, default=30)
     args = parser.parse_args()
     floor_samples = floor(args.invokes)
+    echo_samples = echo_baseline(min(args.invokes, 2000))
     with tempfile.TemporaryDirectory() as tmp:
         # The local cloud runs in its own process, as `lambdalab up` does, so the load generator here does not
         # share its interpreter lock.
@@ -169,13 +214,19 @@ def main() -> int:
             process.send_signal(signal.SIGINT)
             process.wait(60)
     result["floor_p50_us"] = statistics.median(floor_samples) * 1e6
+    result["echo_p50_ms"] = statistics.median(echo_samples) * 1000
     print(f"in-process handler call (floor)  p50 {result['floor_p50_us']:.1f} us")
+    print(f"aiohttp echo round trip          p50 {result['echo_p50_ms']:.3f} ms (one local HTTP exchange)")
     for w in result["warm"]:
         w["added_p50_ms"] = w["p50_ms"] - result["floor_p50_us"] / 1000
+        w["ratio_to_3_echo"] = w["p50_ms"] / (3 * result["echo_p50_ms"])
         print(
             f"warm invoke via HTTP, {w['clients']:>2} clients  p50 {w['p50_ms']:.2f} ms  p99 {w['p99_ms']:.2f} ms  "
             f"{w['invokes_per_s']:.0f} invokes/s  (added p50 {w['added_p50_ms']:.2f} ms)"
         )
+    single = next((w for w in result["warm"] if w["clients"] == 1), None)
+    if single is not None:
+        print(f"warm invoke (1 client) / 3 echo round trips: {single['ratio_to_3_echo']:.2f}")
     if result["cold_overhead_p50_ms"] is not None:
         print(
             f"cold start: request accepted -> INIT begins  p50 {result['cold_overhead_p50_ms']:.1f} ms  "

@@ -12,7 +12,6 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -53,6 +52,7 @@ class Outcome(Protocol):
 
     body: bytes
     function_error: str | None
+    request_id: str
 
 
 Invoker = Callable[[str, bytes, str | None], Awaitable[Outcome]]  # (function arn, payload, trace header)
@@ -85,15 +85,36 @@ def _apigw_id() -> str:
     return base64.b32encode(os.urandom(10)).decode()[:16]
 
 
-@dataclass
 class AccessLog:
-    """JSON lines in the run directory; the fields of the template's AccessLogSetting format, plus the caller's ip."""
+    """JSON lines in the run directory; the fields of the template's AccessLogSetting format, plus the caller's ip.
 
-    path: Path
+    The file stays open; a line reaches the disk within `flush_interval_s` (a flush scheduled on the event loop when
+    the first unflushed line is written), and everything at `close()`."""
+
+    def __init__(self, path: Path, flush_interval_s: float = 0.25) -> None:
+        self.path = path
+        self._sink: Any = None  # opened on the first line
+        self._flush_interval_s = flush_interval_s
+        self._flush_pending = False
 
     def write(self, entry: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        if self._sink is None:
+            self._sink = self.path.open("a", encoding="utf-8")
+        self._sink.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        if self._flush_interval_s <= 0:
+            self._sink.flush()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_later(self._flush_interval_s, self.flush)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        if self._sink is not None and not self._sink.closed:
+            self._sink.flush()
+
+    def close(self) -> None:
+        if self._sink is not None and not self._sink.closed:
+            self._sink.close()
 
 
 class RestApis:
@@ -213,6 +234,7 @@ class RestApis:
                     "requestId": request_id,
                     "ip": request.remote,
                     "requestTime": request_time(epoch_ms),
+                    "requestTimeEpoch": epoch_ms,
                     "httpMethod": request.method,
                     "resourcePath": resource_path,
                     "path": f"/{stage_name}{path}",
@@ -224,6 +246,7 @@ class RestApis:
                     "responseLatency": latency,
                     "integrationLatency": integration_latency,
                     "integrationStatus": None if integration_latency is None else self._integration_status(response),
+                    "integrationRequestId": response.integration_request_id,
                     "error": response.error or None,
                 }
             )
@@ -270,8 +293,12 @@ class RestApis:
             outcome = task.result()
         except LambdaApiError as exc:  # the Lambda API refused the invoke (throttle, missing function): 500
             LOG.info("Lambda rejected the integration request for %s: %s %s", function_arn, exc.code, exc.message)
-            return failure_response(Failure.INVOKE_REJECTED, f"Lambda {exc.code}: {exc.message}")
-        return map_response(outcome.body, outcome.function_error)
+            rejected = failure_response(Failure.INVOKE_REJECTED, f"Lambda {exc.code}: {exc.message}")
+            rejected.integration_request_id = exc.request_id
+            return rejected
+        response = map_response(outcome.body, outcome.function_error)
+        response.integration_request_id = outcome.request_id
+        return response
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._abandoned.discard(task)
@@ -279,6 +306,8 @@ class RestApis:
             LOG.info("an abandoned integration request ended with %s", task.exception())
 
     async def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
         for task in list(self._abandoned):
             task.cancel()
         if self._abandoned:

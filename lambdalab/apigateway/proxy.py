@@ -78,6 +78,7 @@ class HttpResponse:
     body: bytes = b""
     failure: Failure | None = None
     error: str = ""  # $context.error.message, or why the response was malformed (execution-log detail)
+    integration_request_id: str | None = None  # $context.integration.requestId: the Lambda request id
 
 
 def _single_and_multi(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:

@@ -47,11 +47,17 @@ def call(method: str, url: str, body: bytes | None = None, headers: dict[str, st
         return Reply(error.code, list(error.headers.items()), error.read())
 
 
-def access_log(cloud: RunningCloud) -> dict[str, dict[str, Any]]:
+def access_log(cloud: RunningCloud, request_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """The access log's entries by request id; with `request_id`, waits (up to 5 s) until that one is written."""
     assert cloud.run_dir is not None
     path = cloud.run_dir / "api-access.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return {entry["requestId"]: entry for entry in map(json.loads, lines)}
+    deadline = time.monotonic() + 5.0
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        entries = {entry["requestId"]: entry for entry in map(json.loads, lines)}
+        if request_id is None or request_id in entries or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.05)  # lines reach the file within 0.25 s
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +143,8 @@ def test_api_gateway_errors(cloud: RunningCloud, api: str, method: str, path: st
     reply = call(method, api + path)
     assert reply.status == status
     assert reply.json() == {"message": message}
-    entry = access_log(cloud)[reply.header("x-amzn-RequestId")[0]]
+    request_id = reply.header("x-amzn-RequestId")[0]
+    entry = access_log(cloud, request_id)[request_id]
     assert entry["status"] == status
 
 
@@ -157,10 +164,11 @@ def test_lambda_throttle_is_a_500(cloud: RunningCloud, api: str) -> None:
     # THEN Lambda throttles it and API Gateway answers 500 Internal server error [Lambda: API Gateway errors]
     assert [r.status for r in replies] == [200, 500]
     assert replies[1].json() == {"message": "Internal server error"}
-    entry = access_log(cloud)[replies[1].header("x-amzn-RequestId")[0]]
+    throttled_id, busy_id = replies[1].header("x-amzn-RequestId")[0], replies[0].header("x-amzn-RequestId")[0]
+    entry = access_log(cloud, throttled_id)[throttled_id]
     assert entry["integrationStatus"] == 429
     assert "TooManyRequestsException" in entry["error"]
-    busy = access_log(cloud)[replies[0].header("x-amzn-RequestId")[0]]
+    busy = access_log(cloud, busy_id)[busy_id]
     assert busy["integrationLatency"] >= 1500
     assert busy["responseLatency"] >= busy["integrationLatency"]
     cloud.wait_records(
@@ -171,7 +179,7 @@ def test_lambda_throttle_is_a_500(cloud: RunningCloud, api: str) -> None:
 
 def test_access_log_has_a_line_per_request_with_latencies(cloud: RunningCloud, api: str) -> None:
     ids = [call("GET", f"{api}/echo?n={n}").header("x-amzn-RequestId")[0] for n in range(3)]
-    log = access_log(cloud)
+    log = access_log(cloud, ids[-1])
     for request_id in ids:
         entry = log[request_id]
         assert entry["httpMethod"] == "GET"
@@ -183,8 +191,7 @@ def test_access_log_has_a_line_per_request_with_latencies(cloud: RunningCloud, a
 
 def test_api_gateway_metrics_reach_cloudwatch(cloud: RunningCloud, api: str) -> None:
     # GIVEN two answered requests and one function error on /echo
-    for path in ("/echo", "/echo", "/echo?mode=error"):
-        call("GET", api + path)
+    sent = [call("GET", api + path).header("x-amzn-RequestId")[0] for path in ("/echo", "/echo", "/echo?mode=error")]
     name = cloud.client("apigateway").get_rest_apis()["items"][0]["name"]
     dims = [
         {"Name": "ApiName", "Value": name},
@@ -207,7 +214,8 @@ def test_api_gateway_metrics_reach_cloudwatch(cloud: RunningCloud, api: str) -> 
         return sum(p["Sum"] for p in stats)
 
     # WHEN the 3 s periods close and the publisher sends them
-    entries = [e for e in access_log(cloud).values() if e["resourcePath"] == "/echo" and e["httpMethod"] == "GET"]
+    log = access_log(cloud, sent[-1])
+    entries = [e for e in log.values() if e["resourcePath"] == "/echo" and e["httpMethod"] == "GET"]
     expected = {"Count": len(entries), "5XXError": sum(1 for e in entries if e["status"] >= 500)}
     deadline = time.monotonic() + 20
     seen = {metric: total(metric) for metric in expected}

@@ -24,6 +24,7 @@ class FakeOutcome:
     def __init__(self, body: bytes, function_error: str | None = None) -> None:
         self.body = body
         self.function_error = function_error
+        self.request_id = "lambda-request-1"
 
 
 class Function:
@@ -71,7 +72,7 @@ def _apis(tmp_path: Path, function: Function, loader: Any = None, **kwargs: Any)
         function,
         _fallback,
         account_id="123456789012",
-        access_log=AccessLog(tmp_path / "api-access.jsonl"),
+        access_log=AccessLog(tmp_path / "api-access.jsonl", flush_interval_s=0.0),
         **kwargs,
     )
 
