@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -17,6 +18,7 @@ from lambdalab import __version__, constants
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
+LOCAL_LIMITS_EVERY_S = 10.0  # how often `lambdalab up` says when this machine, not Lambda, made calls wait
 
 
 def env_lines(port: int, host: str = constants.DEFAULT_HOST, region: str = constants.DEFAULT_REGION) -> list[str]:
@@ -181,12 +183,19 @@ async def _serve(cloud: object) -> int:
             file=sys.stderr,
         )
     for name, stack in cloud.stacks.items():
+        for difference in stack.known_differences:
+            print(f"note: {difference}", file=sys.stderr)
         print(f"deployed stack {name}: {len(stack.resources)} resources", file=sys.stderr)
     print(f"ready {cloud.url}", flush=True)
     print("\n".join(env_lines(port)), flush=True)
     if cloud.run_dir is not None:
         print(f"# run directory: {cloud.run_dir}", flush=True)
-    await stop.wait()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=LOCAL_LIMITS_EVERY_S)
+        notice = cloud.telemetry.local_limits.take(LOCAL_LIMITS_EVERY_S) if cloud.telemetry is not None else None
+        if notice is not None:
+            print(notice, file=sys.stderr, flush=True)
     print("stopping", file=sys.stderr, flush=True)
     await cloud.stop()
     return 0

@@ -22,11 +22,12 @@ from lambdalab.awslambda.environments import EnvironmentHost
 from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
-from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
+from lambdalab.awslambda.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
+from lambdalab.dynamodb.service import DynamoDbProcess
 from lambdalab.gateway import Gateway
-from lambdalab.moto_backend import MotoBackend
+from lambdalab.moto_backend import HttpForwarder, InProcessXRay, MotoBackend
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
 from lambdalab.observe.xray import SamplingRule
@@ -60,6 +61,7 @@ class LocalCloud:
         self.config = config
         self.moto = MotoBackend(config.host)
         self.host: EnvironmentHost | None = None
+        self.dynamodb: DynamoDbProcess | None = None
         self.service: LambdaService | None = None
         self.telemetry: Telemetry | None = None
         self.stacks: dict[str, Any] = {}
@@ -92,10 +94,21 @@ class LocalCloud:
 
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
-        capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # DynamoDB metering, autoscaling
+        capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # autoscaling
+        dynamodb = HttpForwarder("")  # the DynamoDB process, once it runs (below)
+        self._closers.append(dynamodb.close)
+
+        async def dynamodb_route(request: web.Request) -> web.StreamResponse:
+            return await dynamodb.respond(request, None, "dynamodb")
+
         gateway = Gateway(
-            self.moto.url,
-            {"lambda": lambda_route, "cloudformation": cloudformation_route, "states": states_api.handle}
+            self.moto,
+            {
+                "lambda": lambda_route,
+                "cloudformation": cloudformation_route,
+                "states": states_api.handle,
+                "dynamodb": dynamodb_route,
+            }
             | capacity.routes(),
             extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
         )
@@ -115,6 +128,11 @@ class LocalCloud:
         server: Any = self._site._server  # aiohttp keeps the asyncio Server here; its socket has the real port
         port = server.sockets[0].getsockname()[1]
         self._url = f"http://{config.host}:{port}"
+        self.dynamodb = DynamoDbProcess(
+            cloudwatch_url=self._url, region=config.region, account_id=config.account_id, time_scale=config.time_scale
+        )
+        await self.dynamodb.start()
+        dynamodb.url = self.dynamodb.url
 
         self.telemetry = Telemetry(
             config.run_root,
@@ -124,7 +142,7 @@ class LocalCloud:
                 time_scale=config.time_scale,
             ),
             cloudwatch=local_client("cloudwatch", self.moto.url, config.region),
-            xray=local_client("xray", self.moto.url, config.region),
+            xray=InProcessXRay(config.account_id, config.region),
             region=config.region,
             account_id=config.account_id,
             time_scale=config.time_scale,
@@ -146,11 +164,14 @@ class LocalCloud:
                 time_scale=config.time_scale,
                 limits=limits,
                 xray_daemon_address=self.telemetry.daemon.address,
+                # Functions' table calls go straight to the DynamoDB process, not through the gateway.
+                service_endpoints={"dynamodb": self.dynamodb.url, "dynamodb_streams": self.dynamodb.url},
             ),
             self.telemetry,
         )
         self.service.event_sender = self._send_event
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
+        make_moto_sqs_thread_safe()  # moto's DeleteMessage and a concurrent SendMessage could lose the message
         self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
         await self.service.start()
         capacity.start(self._url, self.service)
@@ -257,6 +278,8 @@ class LocalCloud:
             await self.service.stop()
         if self.host is not None:
             await self.host.stop()
+        if self.dynamodb is not None:
+            await self.dynamodb.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for close in self._closers:

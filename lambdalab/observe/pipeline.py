@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdalab.clock import EpochClock
+from lambdalab.observe.local_limits import LocalLimits
 from lambdalab.observe.metrics import ConcurrencySnapshot, MetricsAggregator, MetricsPublisher
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.records import RunDirectory, RunMeta
@@ -50,6 +51,7 @@ class Telemetry:
         self.sampler = Sampler(EpochClock())
         self._region = region
         self._account_id = account_id
+        self.local_limits = LocalLimits()
 
     @property
     def run_dir(self) -> Path:
@@ -79,6 +81,7 @@ class Telemetry:
     def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None:
         self.records.append_invocation(record)
         self.metrics.record_invocation(record)
+        self.local_limits.record(record)
         if plan is not None and plan.sampled:
             for document in lambda_segments(record, plan, region=self._region, account_id=self._account_id):
                 self._forwarder.put(document)

@@ -60,6 +60,11 @@ class Invocation:
     invoke_end: float | None = None
     end_to_end_s: float | None = None  # received → answered, INIT included when cold
     environment_id: str | None = None
+    # Waiting for the machine that ran it, not Lambda's (local run directories only; None where the source cannot
+    # tell): all of it, and the part during INIT. INIT and duration above exclude it.
+    local_wait_s: float | None = None
+    init_local_wait_s: float | None = None
+    local_error: bool = False  # failed for a local reason (Lambdalab.LocalCapacity), never a Lambda outcome
 
     @property
     def key(self) -> tuple[str, str]:
@@ -106,6 +111,9 @@ class Invocation:
             "invoke_start": self.invoke_start,
             "duration_s": self.duration_s,
             "end_to_end_s": self.end_to_end_s,
+            "local_wait_s": self.local_wait_s,
+            "init_local_wait_s": self.init_local_wait_s,
+            "local_error": self.local_error,
         }
 
 
@@ -375,6 +383,9 @@ def invocation_from_record(record: Mapping[str, Any]) -> Invocation:
         invoke_end=invoke_end,
         end_to_end_s=invoke_end - received if invoke_end is not None and received is not None else None,
         environment_id=record.get("environment_id"),
+        local_wait_s=_float_or_none(record.get("local_wait_s")),
+        init_local_wait_s=_float_or_none(record.get("init_local_wait_s")),
+        local_error=record.get("outcome") == "local_error",
     )
 
 

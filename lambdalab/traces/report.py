@@ -214,7 +214,7 @@ def from_invocations(
     """A report from ground-truth invocation records (a local run directory)."""
     wanted = set(functions) if functions else None
     kept = sorted((item for item in invocations if _keep(item, wanted)), key=lambda i: i.first_time)
-    return Report(
+    report = Report(
         source=source,
         functions=summarise(kept),
         # A run directory does not know which traces were Step Functions executions; the X-Ray path does.
@@ -222,4 +222,29 @@ def from_invocations(
         environments=environments_from_ids(kept, environment_events),
         invocations=kept,
         problems=list(problems),
+    )
+    limited = local_limits_warning(kept)
+    if limited is not None:
+        report.warnings.append(limited)
+    return report
+
+
+def local_limits_warning(invocations: Sequence[Invocation]) -> str | None:
+    """One sentence when the machine that ran the calls made them wait or fail (a local run), else None."""
+    waited = [i for i in invocations if (i.local_wait_s or 0.0) >= 0.001]
+    inits = [i for i in invocations if (i.init_local_wait_s or 0.0) >= 0.001]
+    failed = sum(1 for i in invocations if i.local_error)
+    if not waited and not failed:
+        return None
+    parts = []
+    if inits:
+        parts.append(f"{len(inits)} INITs waited {sum(i.init_local_wait_s or 0.0 for i in inits):.1f} s for a CPU")
+    others = sum(i.local_wait_s or 0.0 for i in waited) - sum(i.init_local_wait_s or 0.0 for i in inits)
+    if others >= 0.001:
+        parts.append(f"invocations waited {others:.1f} s more")
+    if failed:
+        parts.append(f"{failed} calls failed for a local reason")
+    return (
+        "limited by this machine, not Lambda: " + "; ".join(parts) + ". INIT and duration figures exclude the "
+        "waiting; end-to-end times include it"
     )

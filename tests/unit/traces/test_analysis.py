@@ -181,3 +181,23 @@ def test_spillover_comes_from_records_then_metrics_else_unavailable():
     flagged = Invocation("f", "live", StartKind.WARM, spillover=True, invoke_start=1.0, invoke_end=1.1)
     [records] = summarise([flagged, ran], spillover_metrics={("f", "live"): 7})
     assert records.spillover == 1 and records.spillover_source == "invocation records"
+
+
+def test_a_run_limited_by_the_machine_says_so() -> None:
+    from lambdalab.traces.analysis import invocation_from_record
+    from lambdalab.traces.report import local_limits_warning
+
+    base = {
+        "function_name": "fn", "qualifier": "$LATEST", "outcome": "success", "start_kind": "cold",
+        "received_at": 1.0, "init_start": 1.0, "init_duration_s": 0.3, "invoke_start": 2.0, "invoke_end": 2.1,
+    }  # fmt: skip
+    quiet = [invocation_from_record(base)]
+    assert local_limits_warning(quiet) is None
+    waited = invocation_from_record(base | {"init_local_wait_s": 0.7, "local_wait_s": 0.75})
+    failed = invocation_from_record(base | {"outcome": "local_error"})
+    assert waited.init_duration_s == pytest.approx(0.3)  # INIT as the function takes it alone; the wait is apart
+    line = local_limits_warning([*quiet, waited, failed])
+    assert line == (
+        "limited by this machine, not Lambda: 1 INITs waited 0.7 s for a CPU; invocations waited 0.1 s more; 1 calls "
+        "failed for a local reason. INIT and duration figures exclude the waiting; end-to-end times include it"
+    )
