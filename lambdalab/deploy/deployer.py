@@ -294,7 +294,8 @@ def deploy(
         raise UserError(
             f"stack name {name!r} must start with a letter and hold only letters, digits and hyphens (at most 128)"
         )
-    document = load_document(template_path)
+    parse_warnings: list[str] = []
+    document = load_document(template_path, parse_warnings)
     parameters = resolve_parameters(document, parameter_overrides or {}, samconfig.parameter_overrides)
     loaded = load_template(
         template_path,
@@ -323,7 +324,7 @@ def deploy(
         code_dirs=loaded.code_dirs,
         types=dict(plan.resolver.scope.declared_resources),
     )
-    warnings = list(loaded.warnings)
+    warnings = [*parse_warnings, *loaded.warnings]
     resources: dict[str, DeployedResource] = {}
     for logical_id in order_resources(plan.dependencies):
         deployed = _create(ctx, plan, logical_id)

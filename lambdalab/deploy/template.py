@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import re
@@ -15,15 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
 from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
-from samtranslator.yaml_helper import yaml_parse
 
 from lambdalab.awsclients import local_session
+from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -75,46 +73,40 @@ class ManagedPolicyLoader:
 # --- loading ------------------------------------------------------------------------------------------------------
 
 
-def load_document(path: Path) -> dict[str, Any]:
-    """Parse a YAML (with CloudFormation short-form tags) or JSON template; a syntax error names file and line."""
+def _read_text(path: Path, *, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {what}: it is not UTF-8 text", where=str(path)) from None
     except OSError as exc:
-        raise UserError(f"cannot read template: {exc.strerror}", where=str(path)) from None
+        raise UserError(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
+
+
+def _parse(path: Path, text: str, warnings: list[str] | None) -> Any:
     try:
-        document = yaml_parse(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or "syntax error"
-        if exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
-        raise UserError(f"YAML syntax error: {problem}", where=f"{path}{line}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"YAML syntax error: {exc}", where=str(path)) from None
+        parsed = parse_text(text)
+    except TemplateFormatError as exc:
+        line = f":{exc.line}" if exc.line is not None else ""
+        raise UserError(f"Template format error: {exc.message}", where=f"{path}{line}") from None
+    if warnings is not None:
+        warnings.extend(f"{path}: {warning}" for warning in parsed.warnings)
+    return parsed.document
+
+
+def load_document(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """Parse a template as CloudFormation does (JSON, or YAML 1.1 with the short-form tags: see cfnyaml); a syntax
+    error names file and line. Duplicate keys are reported into `warnings`."""
+    document = _parse(path, _read_text(path, what="template"), warnings)
     if not isinstance(document, dict):
-        raise UserError("a template must be a mapping with a Resources section", where=str(path))
+        raise UserError("Template format error: a template must be a JSON object or YAML mapping", where=str(path))
     if not isinstance(document.get("Resources"), dict) or not document["Resources"]:
-        raise UserError("the template has no Resources", where=str(path))
+        raise UserError("Template format error: At least one Resources member must be defined.", where=str(path))
     return document
 
 
-def load_structured_file(path: Path, *, what: str) -> Any:
-    """A JSON or YAML file referenced from a template (ASL definition, OpenAPI body)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return yaml_parse(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{what} is neither JSON nor YAML: {exc.problem}", where=f"{path}{line}") from None
+def load_structured_file(path: Path, *, what: str, warnings: list[str] | None = None) -> Any:
+    """A JSON or YAML file referenced from a template (ASL definition, OpenAPI body), read the same way."""
+    return _parse(path, _read_text(path, what=what), warnings)
 
 
 # --- samconfig.toml and parameter overrides -------------------------------------------------------------------------
