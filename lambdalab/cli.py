@@ -181,7 +181,7 @@ async def _serve(cloud: object) -> int:
             file=sys.stderr,
         )
     for name, stack in cloud.stacks.items():
-        print(f"deployed stack {name}: {len(stack.resources)} resources", file=sys.stderr)
+        print(f"deployed stack {name}: {stack.summary()}", file=sys.stderr)
     print(f"ready {cloud.url}", flush=True)
     print("\n".join(env_lines(port)), flush=True)
     if cloud.run_dir is not None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
+import os
 import re
 import shlex
+import shutil
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +24,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
 
+from lambdalab import constants
 from lambdalab.awsclients import local_session
 from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
 from lambdalab.errors import UserError
@@ -31,6 +36,9 @@ LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 # The bucket samtranslator sees for a local CodeUri: it insists on an S3 location; the real folder is kept aside.
 LOCAL_CODE_BUCKET = "lambdalab-local-code"
 SAMCONFIG_NAME = "samconfig.toml"
+# What an AWS::Serverless::Application's Location becomes, so the transform never calls the Serverless Application
+# Repository; the nested stack it turns into is reported as not created.
+SERVERLESS_REPO_PLACEHOLDER = "https://lambdalab.invalid/serverlessrepo/"
 
 _LIST_TYPES = ("CommaDelimitedList", "List<Number>")
 
@@ -306,11 +314,59 @@ def _is_local_path(value: Any) -> bool:
     return isinstance(value, str) and not value.startswith("s3://") and "://" not in value
 
 
+def cache_root() -> Path:
+    """LAMBDALAB_CACHE_DIR → $XDG_CACHE_HOME/lambdalab → ~/.cache/lambdalab."""
+    explicit = os.environ.get(constants.ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lambdalab"
+
+
+def unpack_zip(archive: Path, *, where: str) -> Path:
+    """A .zip deployment package unpacked once into the cache, keyed by the archive's SHA-256 (a changed archive is a
+    new folder). Lambda unpacks the package into /var/task; the function runs from this folder the same way."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    target = cache_root() / "code" / digest
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as package:
+            for member in package.infolist():
+                destination = (staging / member.filename).resolve()
+                if not destination.is_relative_to(staging.resolve()):
+                    raise UserError(
+                        f"{archive.name}: member {member.filename!r} points outside the package", where=where
+                    )
+                package.extract(member, staging)
+                mode = (member.external_attr >> 16) & 0o777
+                if mode and not member.is_dir():
+                    destination.chmod(mode)  # keep executable bits (a bootstrap, a binary), as Lambda does
+        staging.rename(target)
+    except zipfile.BadZipFile as exc:
+        raise UserError(f"{archive.name} is not a valid .zip archive: {exc}", where=where) from None
+    except OSError:
+        if not target.is_dir():  # a concurrent deploy may have unpacked the same archive first
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    LOG.info("unpacked %s into %s", archive, target)
+    return target
+
+
 def _local_dir(base: Path, value: str, *, where: str) -> Path:
-    folder = (base / value).resolve()
-    if not folder.is_dir():
-        raise UserError(f"code folder {value!r} does not exist ({folder})", where=where)
-    return folder
+    """A local code location: a folder, or a .zip package (unpacked into the cache)."""
+    location = (base / value).resolve()
+    if location.is_dir():
+        return location
+    if location.is_file():
+        if zipfile.is_zipfile(location):
+            return unpack_zip(location, where=where)
+        raise UserError(f"code location {value!r} is a file but not a .zip archive ({location})", where=where)
+    raise UserError(f"code folder {value!r} does not exist ({location})", where=where)
 
 
 def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
@@ -363,7 +419,7 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
                 # samtranslator would call the Serverless Application Repository over the network; the local cloud
                 # never does. The nested stack it becomes is reported as not created.
                 app = f"{location.get('ApplicationId')}@{location.get('SemanticVersion')}"
-                props["Location"] = f"https://lambdalab.invalid/serverlessrepo/{app}"
+                props["Location"] = f"{SERVERLESS_REPO_PLACEHOLDER}{app}"
         elif kind == "AWS::Serverless::StateMachine" and isinstance(props, dict):
             uri = props.get("DefinitionUri")
             if _is_local_path(uri) and "Definition" not in props:

@@ -1,0 +1,152 @@
+"""A resource the local cloud cannot create never takes with it a resource that only mentions it (issue 14.5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import pytest
+
+from lambdalab import constants
+from lambdalab.deploy import ResourceStatus, deploy
+from lambdalab.deploy.deployer import group_warnings
+from lambdalab.errors import UserError
+
+from .conftest import ACCOUNT, REGION, TEMPLATES, RecordingLambdaControl
+
+
+def run(template: Path, control, endpoint: str, **kwargs):
+    return deploy(template, lambda_control=control, endpoint_url=endpoint, region=REGION, account_id=ACCOUNT, **kwargs)
+
+
+def test_mentions_are_left_unresolved_and_attached_resources_are_skipped(moto_endpoint: str) -> None:
+    # GIVEN a template with two EventBridge rules and an image function the local cloud cannot create
+    control = RecordingLambdaControl()
+    stack = run(TEMPLATES / "mentions" / "template.yaml", control, moto_endpoint, stack_name="mentions")
+    status = {logical_id: r.status for logical_id, r in stack.resources.items()}
+    # THEN they are not created ...
+    assert status["NightlyRule"] is status["HourlyRule"] is ResourceStatus.NOT_SUPPORTED
+    assert status["ImageFunction"] is ResourceStatus.NOT_SUPPORTED
+    # ... the version attached to the image function is skipped, naming why ...
+    assert status["ImageVersion"] is ResourceStatus.SKIPPED
+    assert stack.resources["ImageVersion"].reason == (
+        "AWS::Lambda::Version (ImageVersion): not created because its property FunctionName refers to ImageFunction "
+        "(AWS::Lambda::Function), which was not created"
+    )
+    # ... and the role, the function and the permission that only mention a rule are created, with unresolved names
+    assert status["WorkerRole"] is status["Worker"] is status["WorkerPermission"] is ResourceStatus.CREATE_COMPLETE
+    spec = control.functions[stack.physical_id("Worker")]
+    assert spec.environment == {
+        "RULE_NAME": "lambdalab-not-created-NightlyRule",
+        "RULE_ARNS": (
+            "arn:aws:events:us-east-1:123456789012:lambdalab-not-created-NightlyRule,"
+            "arn:aws:events:us-east-1:123456789012:lambdalab-not-created-HourlyRule"
+        ),
+    }
+    iam = boto3.client(
+        "iam",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+    )
+    policy = iam.get_role_policy(RoleName=stack.physical_id("WorkerRole"), PolicyName="describe-rule")
+    assert policy["PolicyDocument"]["Version"] == "2012-10-17"  # the unquoted date, as CloudFormation reads it
+    assert policy["PolicyDocument"]["Statement"][0]["Resource"].endswith(":lambdalab-not-created-NightlyRule")
+    # AND every unsupported type is one warning, each mention one warning, nothing said twice
+    assert (
+        "AWS::Events::Rule (NightlyRule, HourlyRule): not supported by the local cloud; not created" in stack.warnings
+    )
+    assert (
+        "AWS::Lambda::Function (Worker): property Environment refers to NightlyRule (AWS::Events::Rule), which was "
+        "not created; the reference is left as the unresolved name lambdalab-not-created-NightlyRule" in stack.warnings
+    )
+    assert len(stack.warnings) == len(set(stack.warnings))
+    # AND the output that names the rule is left out, the other one is set
+    assert stack.outputs["WorkerName"].value == stack.physical_id("Worker")
+    assert "RuleArn" not in stack.outputs
+    assert stack.summary().startswith("3 resources created, 3 not supported by the local cloud, 1 skipped")
+    for resource in stack.resources.values():
+        if resource.status is not ResourceStatus.CREATE_COMPLETE:
+            assert any(resource.logical_id in w for w in stack.warnings)
+
+
+def test_group_warnings_merges_the_same_news_about_one_type() -> None:
+    warnings = [
+        "AWS::Events::Rule (A): not supported by the local cloud; not created",
+        "free text",
+        "AWS::Events::Rule (B): not supported by the local cloud; not created",
+        "AWS::ApiGateway::Stage (S1): properties AccessLogSetting are not applied locally",
+        "AWS::ApiGateway::Stage (S2): properties AccessLogSetting are not applied locally",
+        "AWS::Events::Rule (A): not supported by the local cloud; not created",
+        "free text",
+    ]
+    assert group_warnings(warnings) == [
+        "AWS::Events::Rule (A, B): not supported by the local cloud; not created",
+        "free text",
+        "AWS::ApiGateway::Stage (S1, S2): properties AccessLogSetting are not applied locally",
+    ]
+
+
+EXPORTER = """
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+Outputs:
+  QueueArn:
+    Value: !GetAtt Queue.Arn
+    Export:
+      Name: !Sub "${AWS::StackName}-QueueArn"
+"""
+
+IMPORTER = """
+Parameters:
+  Source: {Type: String, Default: exporter}
+Resources:
+  Policy:
+    Type: AWS::SQS::Queue
+    Properties:
+      Tags:
+        - Key: source
+          Value: !ImportValue
+            Fn::Sub: "${Source}-QueueArn"
+Outputs:
+  Imported:
+    Value: !ImportValue exporter-QueueArn
+"""
+
+
+def test_import_value_reads_exports_of_stacks_in_the_same_local_cloud(moto_endpoint: str, tmp_path: Path) -> None:
+    exporter_path, importer_path = tmp_path / "exporter.yaml", tmp_path / "importer.yaml"
+    exporter_path.write_text(EXPORTER)
+    importer_path.write_text(IMPORTER)
+    control = RecordingLambdaControl()
+    exporter = run(exporter_path, control, moto_endpoint, stack_name="exporter")
+    arn = exporter.resources["Queue"].attributes["Arn"]
+    assert exporter.exports() == {"exporter-QueueArn": arn}
+    importer = run(importer_path, control, moto_endpoint, stack_name="importer", other_stacks={"exporter": exporter})
+    assert importer.outputs["Imported"].value == arn
+    assert importer.resources["Policy"].properties["Tags"] == [{"Key": "source", "Value": arn}]
+    # WHEN nothing exports the name THEN it is CloudFormation's error, naming where, and nothing was created
+    created_before = len(control.calls)
+    with pytest.raises(UserError, match="No export named exporter-QueueArn found") as caught:
+        run(importer_path, control, moto_endpoint, stack_name="importer2")
+    assert caught.value.where == "Resources.Policy.Properties.Tags[0].Value.Fn::ImportValue"
+    assert len(control.calls) == created_before
+    # AND a second stack exporting the same name is refused before it creates anything
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+    )
+    queues_before = sqs.list_queues().get("QueueUrls", [])
+    clash = tmp_path / "clash.yaml"
+    clash.write_text(EXPORTER.replace("${AWS::StackName}-QueueArn", "exporter-QueueArn"))
+    with pytest.raises(UserError, match="Export with name exporter-QueueArn is already exported by stack exporter"):
+        run(clash, control, moto_endpoint, stack_name="clash", other_stacks={"exporter": exporter})
+    assert sqs.list_queues().get("QueueUrls", []) == queues_before
+    # AND a stack name that is taken is CloudFormation's AlreadyExistsException
+    with pytest.raises(UserError, match=r"Stack \[exporter\] already exists"):
+        run(exporter_path, control, moto_endpoint, stack_name="exporter", other_stacks={"exporter": exporter})
