@@ -19,6 +19,8 @@ from lambdalab import constants
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl
 from lambdalab.errors import UserError
+from lambdalab.stepfunctions.executable import difference_message, local_limits, unsupported_message
+from lambdalab.stepfunctions.validation import definition_problems
 
 LOG = logging.getLogger(__name__)
 
@@ -704,11 +706,18 @@ def state_machine(ctx: ProvisionContext, logical_id: str, props: dict[str, Any])
     for key, value in (props.get("DefinitionSubstitutions") or {}).items():
         definition = definition.replace("${" + str(key) + "}", _env_text(value))
     try:
-        json.loads(definition)
+        parsed = json.loads(definition)
     except json.JSONDecodeError as exc:
         raise UserError(
             f"{logical_id}: the state machine definition is not valid JSON after substitution: {exc}"
         ) from None
+    if isinstance(parsed, dict) and not definition_problems(definition, str(props.get("StateMachineType", "STANDARD"))):
+        # AWS accepts it (else CreateStateMachine below says why, as AWS does); can the local interpreter run it?
+        limits = local_limits(parsed)
+        if any(not limit.runs for limit in limits):
+            raise NotCreated(unsupported_message(limits))
+        if limits:
+            ctx.warnings.append(f"AWS::StepFunctions::StateMachine ({logical_id}): {difference_message(limits)}")
     params: dict[str, Any] = {"name": name, "definition": definition, "roleArn": props["RoleArn"]}
     if "StateMachineType" in props:
         params["type"] = props["StateMachineType"]

@@ -150,3 +150,24 @@ def test_import_value_reads_exports_of_stacks_in_the_same_local_cloud(moto_endpo
     # AND a stack name that is taken is CloudFormation's AlreadyExistsException
     with pytest.raises(UserError, match=r"Stack \[exporter\] already exists"):
         run(exporter_path, control, moto_endpoint, stack_name="exporter", other_stacks={"exporter": exporter})
+
+
+def test_state_machines_aws_accepts_deploy_and_one_moto_cannot_run_is_named(moto_endpoint: str) -> None:
+    stack = run(
+        TEMPLATES / "state_machines" / "template.yaml", RecordingLambdaControl(), moto_endpoint, stack_name="sfn"
+    )
+    # the integer BackoffRate (issue 12) deploys
+    assert stack.resources["Retrying"].status is ResourceStatus.CREATE_COMPLETE
+    # JSONata is accepted by AWS but not run by moto: not created, the state machine and the construct named
+    assert stack.resources["Transforming"].status is ResourceStatus.NOT_SUPPORTED
+    reason = stack.resources["Transforming"].reason
+    assert reason.startswith(
+        "AWS::StepFunctions::StateMachine (Transforming): the local cloud cannot run this definition"
+    )
+    assert "/QueryLanguage: JSONata" in reason and reason in stack.warnings
+    # ToleratedFailureCount runs but is ignored by moto: created, with the difference said once
+    assert stack.resources["Tolerant"].status is ResourceStatus.CREATE_COMPLETE
+    assert (
+        "AWS::StepFunctions::StateMachine (Tolerant): runs locally with differences from AWS: "
+        "/States/Fan/ToleratedFailureCount: ToleratedFailureCount is accepted but has no effect in moto"
+    ) in stack.warnings
