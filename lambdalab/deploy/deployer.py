@@ -21,6 +21,7 @@ from lambdalab.deploy.intrinsics import (
     Resolver,
     ResourceFacts,
     Scope,
+    intrinsic_name,
     pseudo_parameters,
 )
 from lambdalab.deploy.resources import APPLIED_PROPERTIES, PROVISIONERS, NotCreated, ProvisionContext, new_stack_id
@@ -268,6 +269,12 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
         return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message)
     applied = APPLIED_PROPERTIES.get(kind)
     raw = resource.get("Properties") or {}
+    if intrinsic_name(raw) is not None:  # `Properties: !If [Cond, {...}, {...}]`
+        try:
+            raw = plan.resolver.resolve(raw, "Properties")
+        except IntrinsicError as exc:
+            raise UserError(exc.message, where=f"Resources.{logical_id}.{exc.path}") from None
+        raw = {} if raw is NO_VALUE else raw
     if not isinstance(raw, dict):
         raise UserError("Properties must be a mapping", where=f"Resources.{logical_id}")
     properties: dict[str, Any] = {}

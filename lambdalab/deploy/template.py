@@ -389,6 +389,10 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
     )
     global_code = globals_function.get("CodeUri")
     global_runtime = str(globals_function.get("Runtime", ""))
+    globals_api = (document.get("Globals") or {}).get("Api") if isinstance(document.get("Globals"), dict) else None
+    global_api_uri = globals_api.get("DefinitionUri") if isinstance(globals_api, dict) else None
+    if _is_local_path(global_api_uri) and isinstance(globals_api, dict):
+        del globals_api["DefinitionUri"]  # inlined into each Api below; samtranslator would want an S3 location
     for logical_id, resource in document["Resources"].items():
         if not isinstance(resource, dict):
             continue
@@ -427,10 +431,54 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
                 del props["DefinitionUri"]
         elif kind in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi") and isinstance(props, dict):
             uri = props.get("DefinitionUri")
+            if uri is None and "DefinitionBody" not in props and kind == "AWS::Serverless::Api":
+                uri = global_api_uri
             if _is_local_path(uri) and "DefinitionBody" not in props:
                 props["DefinitionBody"] = load_structured_file(base / str(uri), what="OpenAPI definition")
-                del props["DefinitionUri"]
+                props.pop("DefinitionUri", None)
     return code_dirs
+
+
+INCLUDE_TRANSFORM = "AWS::Include"
+
+
+def expand_includes(value: Any, base: Path, template_path: Path, depth: int = 0) -> Any:
+    """`Fn::Transform: {Name: AWS::Include, Parameters: {Location: file}}` replaced by the file's content, as
+    CloudFormation does with the S3 object that `sam deploy` / `aws cloudformation package` upload for a local
+    Location. A mapping holding the transform beside other keys gets the included keys merged in. An S3 Location is
+    refused (the local cloud reads no S3 objects into templates), and so is any other macro."""
+    if depth > 20:
+        raise UserError("AWS::Include nests more than 20 levels deep", where=str(template_path))
+    if isinstance(value, list):
+        return [expand_includes(item, base, template_path, depth) for item in value]
+    if not isinstance(value, dict):
+        return value
+    expanded = {k: expand_includes(v, base, template_path, depth) for k, v in value.items() if k != "Fn::Transform"}
+    if "Fn::Transform" not in value:
+        return expanded
+    transform = value["Fn::Transform"]
+    name = transform.get("Name") if isinstance(transform, dict) else None
+    if name != INCLUDE_TRANSFORM:
+        raise UserError(
+            f"Fn::Transform {name!r}: macros are not supported by the local cloud (only AWS::Include of a local file)",
+            where=str(template_path),
+        )
+    location = str(((transform.get("Parameters") or {}) if isinstance(transform, dict) else {}).get("Location", ""))
+    if not location or not _is_local_path(location):
+        raise UserError(
+            f"AWS::Include of {location or 'no Location'} is not supported by the local cloud: it reads no S3 "
+            "objects; give the local file's path as Location (sam deploy uploads it)",
+            where=str(template_path),
+        )
+    path = (base / location).resolve()
+    if not path.is_file():
+        raise UserError(f"AWS::Include: {location} does not exist ({path})", where=str(template_path))
+    included = expand_includes(load_structured_file(path, what="included snippet"), path.parent, path, depth + 1)
+    if not expanded:
+        return included
+    if not isinstance(included, dict):
+        raise UserError(f"AWS::Include: {location} must hold a mapping to merge beside other keys", where=str(path))
+    return {**expanded, **included}
 
 
 def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
@@ -478,6 +526,7 @@ def load_template(
         raise UserError(
             f"transform(s) {', '.join(unknown)} are not supported by the local cloud", where=str(template_path)
         )
+    document = expand_includes(document, base, template_path)
     code_dirs: dict[str, Path] = {}
     if SAM_TRANSFORM in transforms:
         code_dirs.update(_prepare_sam(document, base, template_path))

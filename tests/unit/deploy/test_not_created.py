@@ -171,3 +171,26 @@ def test_state_machines_aws_accepts_deploy_and_one_moto_cannot_run_is_named(moto
         "AWS::StepFunctions::StateMachine (Tolerant): runs locally with differences from AWS: "
         "/States/Fan/ToleratedFailureCount: ToleratedFailureCount is accepted but has no effect in moto"
     ) in stack.warnings
+
+
+def test_includes_globals_api_definition_uri_and_properties_chosen_by_if(moto_endpoint: str) -> None:
+    stack = run(TEMPLATES / "includes" / "template.yaml", RecordingLambdaControl(), moto_endpoint, stack_name="inc")
+    assert all(r.status is ResourceStatus.CREATE_COMPLETE for r in stack.resources.values()), stack.warnings
+    assert stack.resources["IncludedQueue"].properties == {"VisibilityTimeout": 60}
+    assert stack.resources["Sized"].properties == {"VisibilityTimeout": 30, "Tags": [{"Key": "team", "Value": "lab"}]}
+    api = next(r for r in stack.resources.values() if r.resource_type == "AWS::ApiGateway::RestApi")
+    assert "/hello" in api.properties["Body"]["paths"]  # from Globals.Api.DefinitionUri
+
+
+def test_an_include_from_s3_or_another_macro_is_named_as_unsupported(moto_endpoint: str, tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n  Fn::Transform:\n    Name: AWS::Include\n    Parameters: {Location: s3://bucket/snippet.yaml}\n"
+    )
+    with pytest.raises(UserError, match="AWS::Include of s3://bucket/snippet.yaml is not supported by the local cloud"):
+        run(template, RecordingLambdaControl(), moto_endpoint)
+    template.write_text(
+        "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      Fn::Transform: {Name: MyMacro}\n"
+    )
+    with pytest.raises(UserError, match="Fn::Transform 'MyMacro': macros are not supported by the local cloud"):
+        run(template, RecordingLambdaControl(), moto_endpoint)
