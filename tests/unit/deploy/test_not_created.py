@@ -187,7 +187,7 @@ def test_an_include_from_s3_or_another_macro_is_named_as_unsupported(moto_endpoi
     template.write_text(
         "Resources:\n  Fn::Transform:\n    Name: AWS::Include\n    Parameters: {Location: s3://bucket/snippet.yaml}\n"
     )
-    with pytest.raises(UserError, match=r"AWS::Include of s3://bucket/snippet\.yaml is not supported by the local cloud"):
+    with pytest.raises(UserError, match=r"AWS::Include of s3://bucket/snippet\.yaml is not supported"):
         run(template, RecordingLambdaControl(), moto_endpoint)
     template.write_text(
         "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      Fn::Transform: {Name: MyMacro}\n"
