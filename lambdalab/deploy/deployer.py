@@ -478,6 +478,7 @@ def deploy(
         endpoint_url=endpoint_url,
         lambda_control=lambda_control,
         code_dirs=loaded.code_dirs,
+        definition_files=loaded.definition_files,
         types=dict(plan.resolver.scope.declared_resources),
     )
     warnings = [*parse_warnings, *loaded.warnings]

@@ -119,7 +119,7 @@ class _PlaceholderAttributes(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         name = f"{PLACEHOLDER_PREFIX}{self._logical_id}"
-        if key == "Arn" or key.endswith("Arn"):
+        if key.endswith("Arn") and "." not in key:  # Arn, StreamArn, TopicArn; not a nested stack's Outputs.XArn
             return f"arn:aws:{self._service}:{self._region}:{self._account}:{name}"
         return f"{name}.{key}"
 

@@ -6,6 +6,7 @@ import json
 import logging
 import secrets
 import string
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from botocore.exceptions import ClientError
 from lambdalab import constants
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl
+from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
+from lambdalab.deploy.template import write_inline_code
 from lambdalab.errors import UserError
 from lambdalab.stepfunctions.executable import difference_message, local_limits, unsupported_message
 from lambdalab.stepfunctions.validation import definition_problems
@@ -25,6 +28,18 @@ from lambdalab.stepfunctions.validation import definition_problems
 LOG = logging.getLogger(__name__)
 
 _RANDOM_ALPHABET = string.ascii_uppercase + string.digits
+_client_lock = threading.Lock()
+_client_cache: dict[tuple[str, str, str], Any] = {}
+
+
+def shared_client(service: str, endpoint_url: str, region: str) -> Any:
+    """One client per service, endpoint and Region for every deploy of the process: making a boto3 client costs about
+    0.2 s of CPU (most of a small stack's deploy); botocore clients are thread-safe once made."""
+    key = (service, endpoint_url, region)
+    with _client_lock:
+        if key not in _client_cache:
+            _client_cache[key] = local_client(service, endpoint_url, region)
+        return _client_cache[key]
 
 
 @dataclass
@@ -49,6 +64,7 @@ class ProvisionContext:
     endpoint_url: str
     lambda_control: LambdaControl
     code_dirs: Mapping[str, Path]
+    definition_files: Mapping[str, Path] = field(default_factory=dict)  # placeholder S3 key → local definition file
     known_differences: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     recorded: dict[str, dict[str, Any]] = field(default_factory=dict)  # logical id → what is kept but not enforced
@@ -57,7 +73,7 @@ class ProvisionContext:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = local_client(service, self.endpoint_url, self.region)
+            self._clients[service] = shared_client(service, self.endpoint_url, self.region)
         return self._clients[service]
 
     def arn(self, service: str, resource: str) -> str:
@@ -200,6 +216,9 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
     if props.get("PackageType") == "Image":
         raise NotCreated("container-image functions need Docker; the local cloud runs zip functions only")
     code_dir = ctx.code_dirs.get(logical_id)
+    zip_file = (props.get("Code") or {}).get("ZipFile") if isinstance(props.get("Code"), dict) else None
+    if code_dir is None and isinstance(zip_file, str):  # ZipFile built by an intrinsic (!Sub |): known only now
+        code_dir = write_inline_code(logical_id, zip_file, str(props.get("Runtime", "")))
     if code_dir is None:
         raise UserError(
             f"{logical_id}: Code must be a local folder (CodeUri) or InlineCode; "
@@ -694,17 +713,27 @@ def _lower_first(value: Any) -> Any:
 
 def state_machine(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
     name = str(props.get("StateMachineName") or physical_name(ctx.stack_name, logical_id, limit=80))
+    location = props.get("DefinitionS3Location")
+    local_file = ctx.definition_files.get(str(location.get("Key"))) if isinstance(location, dict) else None
     if "DefinitionString" in props:
         definition = str(props["DefinitionString"])
     elif "Definition" in props:
         definition = json.dumps(props["Definition"])
+    elif local_file is not None:
+        definition = local_file.read_text(encoding="utf-8")
     else:
         raise UserError(
-            f"{logical_id}: a state machine needs Definition or DefinitionString "
-            "(DefinitionS3Location is not supported locally)"
+            f"{logical_id}: a state machine needs Definition or DefinitionString, or a local file as DefinitionUri / "
+            "DefinitionS3Location (an S3 object is not read locally)"
         )
     for key, value in (props.get("DefinitionSubstitutions") or {}).items():
         definition = definition.replace("${" + str(key) + "}", _env_text(value))
+    if local_file is not None and not definition.lstrip().startswith("{"):
+        # A YAML definition file: Step Functions takes JSON, CloudFormation converts it (after substitution).
+        try:
+            definition = json.dumps(parse_text(definition).document)
+        except TemplateFormatError as exc:
+            raise UserError(f"{logical_id}: {local_file}: {exc.message}") from None
     try:
         parsed = json.loads(definition)
     except json.JSONDecodeError as exc:
@@ -962,7 +991,7 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
     "AWS::XRay::SamplingRule": None,
     "AWS::StepFunctions::StateMachine": frozenset({
         "StateMachineName", "DefinitionString", "Definition", "DefinitionSubstitutions", "RoleArn",
-        "StateMachineType", "LoggingConfiguration", "TracingConfiguration", "Tags",
+        "DefinitionS3Location", "StateMachineType", "LoggingConfiguration", "TracingConfiguration", "Tags",
     }),
     "AWS::ApiGateway::RestApi": frozenset({"Body", "Name", "Description", "EndpointConfiguration"}),
     "AWS::ApiGateway::Deployment": frozenset({"RestApiId", "StageName", "Description"}),

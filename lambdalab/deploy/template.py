@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import math
 import os
@@ -61,6 +62,8 @@ class LoadedTemplate:
     transformed: dict[str, Any]
     code_dirs: dict[str, Path]  # logical id of the Lambda function → local folder with its code
     warnings: list[str] = field(default_factory=list)
+    # S3 key of a placeholder DefinitionS3Location → the local state machine file it stands for (read as text)
+    definition_files: dict[str, Path] = field(default_factory=dict)
 
 
 class ManagedPolicyLoader:
@@ -369,7 +372,7 @@ def _local_dir(base: Path, value: str, *, where: str) -> Path:
     raise UserError(f"code folder {value!r} does not exist ({location})", where=where)
 
 
-def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
+def write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
     """Lambda puts InlineCode / ZipFile into index.py (Python) or index.js (Node.js); do the same in a temp folder."""
     folder = Path(tempfile.mkdtemp(prefix=f"lambdalab-inline-{logical_id}-"))
     name = "index.js" if runtime.startswith("nodejs") else "index.py"
@@ -377,7 +380,21 @@ def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
     return folder
 
 
-def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
+def _definition_location(
+    path: Path, logical_id: str, definition_files: dict[str, Path], *, where: str
+) -> dict[str, str]:
+    """A state machine file kept as text: CloudFormation substitutes DefinitionSubstitutions into the file's text
+    (a placeholder may stand outside quotes, `"MaxConcurrency": ${Max}`, so the file need not parse before)."""
+    if not path.is_file():
+        raise UserError(f"state machine definition {path} does not exist", where=where)
+    key = f"statemachine/{logical_id}"
+    definition_files[key] = path
+    return {"Bucket": LOCAL_CODE_BUCKET, "Key": key}
+
+
+def _prepare_sam(
+    document: dict[str, Any], base: Path, template_path: Path, definition_files: dict[str, Path]
+) -> dict[str, Path]:
     """Inline local DefinitionUri files and swap local CodeUri folders for a placeholder S3 location.
 
     samtranslator accepts only S3 locations for CodeUri; the code runs in place locally, so the real folder is kept
@@ -404,7 +421,7 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
                 continue
             if "InlineCode" in props:
                 runtime = str(props.get("Runtime", global_runtime))
-                code_dirs[logical_id] = _write_inline_code(logical_id, str(props["InlineCode"]), runtime)
+                code_dirs[logical_id] = write_inline_code(logical_id, str(props["InlineCode"]), runtime)
                 continue
             code_uri = props.get("CodeUri", global_code)
             if code_uri is None:
@@ -427,8 +444,12 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
         elif kind == "AWS::Serverless::StateMachine" and isinstance(props, dict):
             uri = props.get("DefinitionUri")
             if _is_local_path(uri) and "Definition" not in props:
-                props["Definition"] = load_structured_file(base / str(uri), what="state machine definition")
-                del props["DefinitionUri"]
+                path = base / str(uri)
+                try:  # a JSON file inlines as Definition (its placeholders sit in strings: the same result)
+                    props["Definition"] = json.loads(_read_text(path, what="state machine definition"))
+                    del props["DefinitionUri"]
+                except json.JSONDecodeError:  # YAML, or placeholders outside strings: substituted as text
+                    props["DefinitionUri"] = _definition_location(path, logical_id, definition_files, where=where)
         elif kind in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi") and isinstance(props, dict):
             uri = props.get("DefinitionUri")
             if uri is None and "DefinitionBody" not in props and kind == "AWS::Serverless::Api":
@@ -481,6 +502,23 @@ def expand_includes(value: Any, base: Path, template_path: Path, depth: int = 0)
     return {**expanded, **included}
 
 
+def _local_definition_s3_locations(
+    document: dict[str, Any], base: Path, template_path: Path, definition_files: dict[str, Path]
+) -> None:
+    """`AWS::StepFunctions::StateMachine` with `DefinitionS3Location: ./file.asl.json` (as `aws cloudformation package`
+    allows): the file is kept as text, like a SAM DefinitionUri."""
+    for logical_id, resource in document["Resources"].items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource.get("Properties") or {}
+        location = props.get("DefinitionS3Location")
+        if isinstance(location, str) and _is_local_path(location):
+            where = f"{template_path}: Resources.{logical_id}.Properties.DefinitionS3Location"
+            props["DefinitionS3Location"] = _definition_location(
+                base / location, logical_id, definition_files, where=where
+            )
+
+
 def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
     """Plain AWS::Lambda::Function resources: `Code: ./folder` (as `sam package` allows) or `Code.ZipFile`."""
     code_dirs: dict[str, Path] = {}
@@ -493,7 +531,7 @@ def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path)
         if isinstance(code, str) and _is_local_path(code):
             code_dirs[logical_id] = _local_dir(base, code, where=where)
         elif isinstance(code, dict) and isinstance(code.get("ZipFile"), str):
-            code_dirs[logical_id] = _write_inline_code(logical_id, code["ZipFile"], str(props.get("Runtime", "")))
+            code_dirs[logical_id] = write_inline_code(logical_id, code["ZipFile"], str(props.get("Runtime", "")))
     return code_dirs
 
 
@@ -528,8 +566,10 @@ def load_template(
         )
     document = expand_includes(document, base, template_path)
     code_dirs: dict[str, Path] = {}
+    definition_files: dict[str, Path] = {}
+    _local_definition_s3_locations(document, base, template_path, definition_files)
     if SAM_TRANSFORM in transforms:
-        code_dirs.update(_prepare_sam(document, base, template_path))
+        code_dirs.update(_prepare_sam(document, base, template_path, definition_files))
         values: dict[str, Any] = {
             **parameter_values,
             "AWS::Region": region,
@@ -560,5 +600,10 @@ def load_template(
             if source in code_dirs:
                 code_dirs[logical_id] = code_dirs[source]
     return LoadedTemplate(
-        path=template_path, original=original, transformed=transformed, code_dirs=code_dirs, warnings=warnings
+        path=template_path,
+        original=original,
+        transformed=transformed,
+        code_dirs=code_dirs,
+        warnings=warnings,
+        definition_files=definition_files,
     )
