@@ -25,6 +25,7 @@ from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafe
 from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
+from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
 from lambdalab.gateway import Gateway
 from lambdalab.moto_backend import MotoBackend
 from lambdalab.observe.pipeline import Telemetry
@@ -71,6 +72,7 @@ class LocalCloud:
         self._closers: list[Any] = []  # coroutine functions, awaited at stop
         self.run_dir: Path | None = None
         self._rest_apis: RestApis | None = None
+        self._deploy_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -251,7 +253,13 @@ class LocalCloud:
                 "time_scale": self.config.time_scale,
             }
             return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+        if request.path == STACKS_PATH:  # `lambdalab deploy`: another template into this running cloud
+            return await handle_deploy(request, self._deploy_one_at_a_time)
         return web.Response(status=404, text="unknown lambdalab endpoint")
+
+    async def _deploy_one_at_a_time(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
+        async with self._deploy_lock:
+            return await self.deploy(template, overrides, stack_name)
 
     async def stop(self) -> None:
         if self.service is not None:
