@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import boto3
@@ -194,3 +195,28 @@ def test_an_include_from_s3_or_another_macro_is_named_as_unsupported(moto_endpoi
     )
     with pytest.raises(UserError, match="Fn::Transform 'MyMacro': macros are not supported by the local cloud"):
         run(template, RecordingLambdaControl(), moto_endpoint)
+
+
+def test_definition_files_are_substituted_as_text_as_cloudformation_does(moto_endpoint: str) -> None:
+    # GIVEN a JSON file with a placeholder outside quotes, and a YAML file (SAM DefinitionUri and plain
+    # DefinitionS3Location as `aws cloudformation package` takes a local path)
+    stack = run(
+        TEMPLATES / "definition_files" / "template.yaml", RecordingLambdaControl(), moto_endpoint, stack_name="df"
+    )
+    assert all(r.status is ResourceStatus.CREATE_COMPLETE for r in stack.resources.values()), stack.warnings
+    states = boto3.client(
+        "stepfunctions",
+        endpoint_url=moto_endpoint,
+        region_name=REGION,
+        aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
+    )
+
+    def definition(logical_id: str) -> dict:
+        return json.loads(states.describe_state_machine(stateMachineArn=stack.physical_id(logical_id))["definition"])
+
+    # THEN the number stays a number, the string a string, and YAML becomes the JSON Step Functions takes
+    assert definition("Numbers")["States"]["Fan"]["MaxConcurrency"] == 3
+    assert definition("Numbers")["States"]["Fan"]["ItemProcessor"]["States"]["One"]["Result"] == "one"
+    assert definition("Waits")["States"]["Pause"]["Seconds"] == 2
+    assert definition("Plain")["States"]["Pause"]["Seconds"] == 5
