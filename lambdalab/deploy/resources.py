@@ -515,6 +515,9 @@ def sns_subscription(ctx: ProvisionContext, logical_id: str, props: dict[str, An
     return Created(arn)
 
 
+S3_BUCKET_APPLIED = frozenset({"BucketName", "Tags", "VersioningConfiguration"})
+
+
 def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
     name = str(props.get("BucketName") or physical_name(ctx.stack_name, logical_id, limit=63, lowercase=True))
     params: dict[str, Any] = {"Bucket": name}
@@ -530,7 +533,7 @@ def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
             "PutBucketVersioning",
             {"Bucket": name, "VersioningConfiguration": props["VersioningConfiguration"]},
         )
-    unknown = sorted(set(props) - {"BucketName", "Tags", "VersioningConfiguration"})
+    unknown = sorted(set(props) - S3_BUCKET_APPLIED)
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
     return Created(
@@ -546,6 +549,14 @@ def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
 
 
 # --- DynamoDB and Application Auto Scaling --------------------------------------------------------------------------
+
+
+DYNAMODB_TABLE_APPLIED = frozenset({
+    "TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes", "TableClass", "DeletionProtectionEnabled", "OnDemandThroughput", "StreamSpecification",
+    "SSESpecification", "Tags", "PointInTimeRecoverySpecification", "TimeToLiveSpecification",
+    "ContributorInsightsSpecification",
+})  # fmt: skip
 
 
 def dynamodb_table(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
@@ -576,17 +587,7 @@ def dynamodb_table(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]
         }
     if props.get("Tags"):
         params["Tags"] = _tags_list(props["Tags"])
-    handled = {
-        "TableName",
-        "PointInTimeRecoverySpecification",
-        "TimeToLiveSpecification",
-        "StreamSpecification",
-        "SSESpecification",
-        "Tags",
-        "ContributorInsightsSpecification",
-        *params,
-    }
-    unknown = sorted(set(props) - handled)
+    unknown = sorted(set(props) - DYNAMODB_TABLE_APPLIED)
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
     table = call(ctx, "dynamodb", "CreateTable", params)["TableDescription"]
