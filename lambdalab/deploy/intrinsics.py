@@ -93,6 +93,15 @@ SUPPORTED_FUNCTIONS = (
     "Fn::EachMemberIn, Fn::ValueOf, Fn::ValueOfAll, Fn::RefAll, Fn::Sub, Fn::Cidr"
 )
 PLACEHOLDER_PREFIX = "lambdalab-not-created-"
+# Types whose Ref is an ARN (CloudFormation resource reference, "Return values"): a placeholder for one of them is
+# ARN-shaped too, so a policy that names it in Resource stays a valid policy.
+REF_IS_ARN = frozenset({
+    "AWS::StepFunctions::StateMachine", "AWS::StepFunctions::Activity", "AWS::SNS::Topic", "AWS::Lambda::Version",
+    "AWS::Lambda::Alias", "AWS::IAM::ManagedPolicy", "AWS::SecretsManager::Secret", "AWS::CloudFormation::Stack",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::ElasticLoadBalancingV2::Listener", "AWS::ECS::TaskDefinition", "AWS::Batch::JobQueue",
+    "AWS::Batch::JobDefinition", "AWS::AppSync::GraphQLApi",
+})  # fmt: skip
 
 
 def availability_zones(region: str) -> list[str]:
@@ -105,13 +114,21 @@ def availability_zones(region: str) -> list[str]:
     return [zone.name for zone in zones] if zones else [f"{region}{zone}" for zone in "abc"]
 
 
+# CloudFormation's service name → the ARN's service prefix, where they differ.
+_ARN_SERVICE = {
+    "StepFunctions": "states", "ElasticLoadBalancingV2": "elasticloadbalancing", "ApiGatewayV2": "apigateway",
+    "ApiGateway": "apigateway", "KinesisFirehose": "firehose", "CertificateManager": "acm",
+}  # fmt: skip
+
+
 class _PlaceholderAttributes(dict[str, Any]):
     """Fn::GetAtt of a resource that was not created: every attribute reads as a named placeholder."""
 
     def __init__(self, logical_id: str, kind: str, region: str, account: str) -> None:
         super().__init__()
         self._logical_id = logical_id
-        self._service = kind.split("::")[1].lower() if kind.count("::") == 2 else "resource"
+        service = kind.split("::")[1] if kind.count("::") == 2 else "resource"
+        self._service = _ARN_SERVICE.get(service, service.lower())
         self._region, self._account = region, account
 
     def __contains__(self, key: object) -> bool:
@@ -298,10 +315,9 @@ class Resolver:
             if self.lenient:
                 self.missing.append(logical_id)
                 account = str(self.scope.pseudo.get("AWS::AccountId", ""))
-                return ResourceFacts(
-                    f"{PLACEHOLDER_PREFIX}{logical_id}",
-                    _PlaceholderAttributes(logical_id, kind, self.scope.region, account),
-                )
+                attributes = _PlaceholderAttributes(logical_id, kind, self.scope.region, account)
+                physical = attributes["Arn"] if kind in REF_IS_ARN else f"{PLACEHOLDER_PREFIX}{logical_id}"
+                return ResourceFacts(physical, attributes)
             raise MissingResource(f"{how} to {logical_id} ({kind}), which was not created", path, logical_id)
         block = "Outputs" if path.startswith("Outputs.") else "Resources"
         hint = ""

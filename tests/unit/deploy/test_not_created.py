@@ -9,11 +9,12 @@ import boto3
 import pytest
 
 from lambdalab import constants
+from lambdalab.awslambda.exceptions import InvalidParameterValueException
 from lambdalab.deploy import ResourceStatus, deploy
 from lambdalab.deploy.deployer import group_warnings
 from lambdalab.errors import UserError
 
-from .conftest import ACCOUNT, REGION, TEMPLATES, RecordingLambdaControl
+from .conftest import ACCOUNT, REGION, TEMPLATES, MappingLambdaControl, RecordingLambdaControl
 
 
 def run(template: Path, control, endpoint: str, **kwargs):
@@ -220,3 +221,67 @@ def test_definition_files_are_substituted_as_text_as_cloudformation_does(moto_en
     assert definition("Numbers")["States"]["Fan"]["ItemProcessor"]["States"]["One"]["Result"] == "one"
     assert definition("Waits")["States"]["Pause"]["Seconds"] == 2
     assert definition("Plain")["States"]["Pause"]["Seconds"] == 5
+
+
+STREAM_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  Machine:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      RoleArn: arn:aws:iam::123456789012:role/r
+      Definition: {QueryLanguage: JSONata, StartAt: A, States: {A: {Type: Pass, End: true}}}
+  Consumer:
+    Type: AWS::Serverless::Function
+    Properties:
+      InlineCode: "def handler(e, c):\\n    return 1\\n"
+      Handler: index.handler
+      Runtime: python3.12
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: states:StartExecution
+              Resource: !Ref Machine
+      Events:
+        Changes:
+          Type: DynamoDB
+          Properties: {Stream: !GetAtt Table.StreamArn, StartingPosition: LATEST}
+"""
+
+
+class StreamlessControl(MappingLambdaControl):
+    """The local service as it is today: it runs SQS event sources only."""
+
+    def create_event_source_mapping(self, properties: dict) -> str:
+        if ":sqs:" not in str(properties.get("EventSourceArn")):
+            raise InvalidParameterValueException(
+                f"Unsupported event source '{properties['EventSourceArn']}': the local Lambda service runs SQS queue "
+                "event sources only"
+            )
+        return super().create_event_source_mapping(properties)
+
+
+def test_a_source_the_local_service_does_not_run_and_an_arn_placeholder_in_a_policy(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(STREAM_TEMPLATE)
+    stack = run(template, StreamlessControl(), moto_endpoint, stack_name="streams")
+    # the stream mapping is one warning, not a failed deploy
+    mapping = next(r for r in stack.resources.values() if r.resource_type == "AWS::Lambda::EventSourceMapping")
+    assert mapping.status is ResourceStatus.NOT_SUPPORTED
+    assert "Unsupported event source" in mapping.reason and "(not run locally)" in mapping.reason
+    # the role whose policy names the state machine (whose Ref is an ARN) is created with an ARN-shaped placeholder
+    assert stack.resources["Machine"].status is ResourceStatus.NOT_SUPPORTED
+    role = stack.resources["ConsumerRole"]
+    assert role.status is ResourceStatus.CREATE_COMPLETE, stack.warnings
+    statement = role.properties["Policies"][0]["PolicyDocument"]["Statement"][0]
+    assert statement["Resource"] == "arn:aws:states:us-east-1:123456789012:lambdalab-not-created-Machine"
+    assert stack.resources["Consumer"].status is ResourceStatus.CREATE_COMPLETE
