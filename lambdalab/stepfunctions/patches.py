@@ -62,12 +62,12 @@ def is_definite_path(path: str) -> bool:
 
 
 def patch_definite_json_paths() -> None:
-    """moto's `extract_json`, answering a definite path with the one value it names (idempotent)."""
-    import importlib
-    import pkgutil
+    """moto's `extract_json`, answering a definite path with the one value it names (idempotent).
+
+    The interpreter's modules import the function by name: the module attribute is swapped before they are imported
+    (so they import this one), and in any that were imported already."""
     import sys
 
-    from moto.stepfunctions.parser import asl
     from moto.stepfunctions.parser.asl.utils import json_path
 
     original = json_path.extract_json
@@ -83,12 +83,6 @@ def patch_definite_json_paths() -> None:
         return matches[0].value
 
     extract_json.lambdalab_patched = True  # type: ignore[attr-defined]
-    # Modules import the function by name: load them all (0.1 s once the parser is loaded) and swap every reference.
-    for info in pkgutil.walk_packages(asl.__path__, asl.__name__ + "."):
-        try:
-            importlib.import_module(info.name)
-        except ImportError:  # a moto module that needs what moto's server mode does not ship
-            continue
     for name, loaded in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.parser") and getattr(loaded, "extract_json", None) is original:
             loaded.extract_json = extract_json  # type: ignore[attr-defined]
