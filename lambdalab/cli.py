@@ -96,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--run-root", type=Path, default=Path(constants.DEFAULT_RUN_ROOT), help="where run directories go")
 
+    deploy = sub.add_parser("deploy", help="deploy another SAM template into a running local cloud (as another stack)")
+    deploy.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="SAM template (default template.yaml)"
+    )
+    deploy.add_argument("--stack-name", default=None, help="stack name (default: samconfig.toml's, else the folder's)")
+    deploy.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE", help="template parameters")
+    deploy.add_argument(
+        "--port", type=_port, default=None, help=f"the local cloud's port (default {constants.DEFAULT_PORT})"
+    )
+
     env = sub.add_parser("env", help="print the export lines that point the AWS CLI and boto3 at the local cloud")
     env.add_argument("--port", type=_port, default=None)
 
@@ -114,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_env(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else _default_port()
     print("\n".join(env_lines(port)))
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from lambdalab.deploy.remote import deploy_remote
+    from lambdalab.deploy.template import parse_parameter_overrides
+
+    if not args.template.is_file():
+        raise UserError(f"template {args.template} not found (pass --template PATH)")
+    port = args.port if args.port is not None else _default_port()
+    answer = deploy_remote(
+        f"http://{constants.DEFAULT_HOST}:{port}",
+        args.template,
+        stack_name=args.stack_name,
+        overrides=parse_parameter_overrides(args.parameter_overrides),
+    )
+    for warning in answer.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"deployed stack {answer.get('stack_name')}: {answer.get('summary')}", file=sys.stderr)
+    for key, value in (answer.get("outputs") or {}).items():
+        print(f"{key}\t{value}")
     return 0
 
 
@@ -185,7 +216,7 @@ async def _serve(cloud: object) -> int:
     for name, stack in cloud.stacks.items():
         for difference in stack.known_differences:
             print(f"note: {difference}", file=sys.stderr)
-        print(f"deployed stack {name}: {len(stack.resources)} resources", file=sys.stderr)
+        print(f"deployed stack {name}: {stack.summary()}", file=sys.stderr)
     print(f"ready {cloud.url}", flush=True)
     print("\n".join(env_lines(port)), flush=True)
     if cloud.run_dir is not None:
@@ -210,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_env(args)
         if args.command == "up":
             return _cmd_up(args)
+        if args.command == "deploy":
+            return _cmd_deploy(args)
         if args.command == "traces":
             from lambdalab.traces.cli import run
 

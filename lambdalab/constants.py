@@ -14,7 +14,9 @@ ENV_RUN_DIR = "LAMBDALAB_RUN_DIR"
 ENV_TIME_SCALE = "LAMBDALAB_TIME_SCALE"
 ENV_KEEP_ALIVE = "LAMBDALAB_KEEP_ALIVE_SECONDS"
 ENV_ACCOUNT_CONCURRENCY = "LAMBDALAB_ACCOUNT_CONCURRENCY"
-ENV_CACHE_DIR = "LAMBDALAB_CACHE_DIR"  # runtimes, function builds and measured import costs (default below)
+# Runtimes, function builds, measured import costs and unpacked .zip code packages (else $XDG_CACHE_HOME/lambdalab,
+# else ~/.cache/lambdalab: see cache_dir()).
+ENV_CACHE_DIR = "LAMBDALAB_CACHE_DIR"
 ENV_INIT_CONCURRENCY = "LAMBDALAB_INIT_CONCURRENCY"  # INITs running function code at once (default below)
 
 DEFAULT_PORT = 4566

@@ -25,6 +25,7 @@ from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafe
 from lambdalab.awslambda.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
+from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
 from lambdalab.dynamodb.service import DynamoDbProcess
 from lambdalab.gateway import Gateway
 from lambdalab.moto_backend import HttpForwarder, InProcessXRay, MotoBackend
@@ -73,6 +74,7 @@ class LocalCloud:
         self._closers: list[Any] = []  # coroutine functions, awaited at stop
         self.run_dir: Path | None = None
         self._rest_apis: RestApis | None = None
+        self._deploy_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
@@ -193,6 +195,7 @@ class LocalCloud:
             account_id=self.config.account_id,
             stack_name=stack_name,
             parameter_overrides=overrides,
+            other_stacks=dict(self.stacks),  # their exports for Fn::ImportValue; their names and exports are taken
         )
         self.stacks[stack.stack_name] = stack
         if self._rest_apis is not None:  # routes from the new APIs; their execute-api outputs name the local endpoint
@@ -271,7 +274,13 @@ class LocalCloud:
                 "time_scale": self.config.time_scale,
             }
             return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+        if request.path == STACKS_PATH:  # `lambdalab deploy`: another template into this running cloud
+            return await handle_deploy(request, self._deploy_one_at_a_time)
         return web.Response(status=404, text="unknown lambdalab endpoint")
+
+    async def _deploy_one_at_a_time(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
+        async with self._deploy_lock:
+            return await self.deploy(template, overrides, stack_name)
 
     async def stop(self) -> None:
         if self.service is not None:

@@ -15,17 +15,20 @@ from lambdalab.awslambda.control import LambdaControl
 from lambdalab.awslambda.exceptions import LambdaApiError
 from lambdalab.deploy.intrinsics import (
     NO_VALUE,
+    PLACEHOLDER_PREFIX,
     IntrinsicError,
     MissingResource,
     Resolver,
     ResourceFacts,
     Scope,
+    intrinsic_name,
     pseudo_parameters,
 )
 from lambdalab.deploy.resources import APPLIED_PROPERTIES, PROVISIONERS, NotCreated, ProvisionContext, new_stack_id
 from lambdalab.deploy.template import (
     LOCAL_CODE_BUCKET,
     SAMCONFIG_NAME,
+    SERVERLESS_REPO_PLACEHOLDER,
     LoadedTemplate,
     load_document,
     load_template,
@@ -97,6 +100,26 @@ class DeployedStack:
     template_path: Path | None = None
     creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    def count(self, status: ResourceStatus) -> int:
+        return sum(resource.status is status for resource in self.resources.values())
+
+    def summary(self) -> str:
+        """`12 resources created, 2 not supported by the local cloud, 1 skipped; 4 warnings`, as `lambdalab up`
+        prints it for each stack."""
+        parts = [f"{self.count(ResourceStatus.CREATE_COMPLETE)} resources created"]
+        if self.count(ResourceStatus.NOT_SUPPORTED):
+            parts.append(f"{self.count(ResourceStatus.NOT_SUPPORTED)} not supported by the local cloud")
+        if self.count(ResourceStatus.SKIPPED):
+            parts.append(f"{self.count(ResourceStatus.SKIPPED)} skipped (attached to one not created)")
+        text = ", ".join(parts)
+        if self.warnings:
+            text += f"; {len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}"
+        return text
+
+    def exports(self) -> dict[str, str]:
+        """Export name → value of every output that exports one (what Fn::ImportValue reads)."""
+        return {o.export_name: o.value for o in self.outputs.values() if o.export_name is not None}
+
     def physical_id(self, logical_id: str) -> str:
         resource = self.resources[logical_id]
         if resource.physical_id is None:
@@ -133,7 +156,10 @@ def order_resources(dependencies: Mapping[str, set[str]]) -> list[str]:
             return
         if mark == "visiting":
             cycle = [*path[path.index(node) :], node]
-            raise UserError(f"circular dependency between resources: {' → '.join(cycle)}")
+            members = ", ".join(sorted(set(cycle)))
+            raise UserError(
+                f"Template format error: Circular dependency between resources: [{members}] ({' → '.join(cycle)})"
+            )
         state[node] = "visiting"
         path.append(node)
         for dependency in sorted(dependencies.get(node, ()), key=list(dependencies).index):
@@ -175,6 +201,7 @@ def _plan(template: Mapping[str, Any], scope: Scope) -> _Plan:
             try:
                 if not resolver.condition(str(condition), f"Resources.{logical_id}.Condition"):
                     LOG.info("%s: Condition %s is false; not created", logical_id, condition)
+                    scope.inactive_resources[logical_id] = str(condition)
                     continue
             except IntrinsicError as exc:
                 raise UserError(exc.message, where=exc.path) from None
@@ -188,9 +215,51 @@ def _plan(template: Mapping[str, Any], scope: Scope) -> _Plan:
             if name in active:
                 referenced.add(name)
             elif name not in resources:
-                raise UserError(f"Resources.{logical_id}.DependsOn: no resource named {name!r}")
+                raise UserError(
+                    f"Template format error: Unresolved resource dependencies [{name}] in the Resources block of "
+                    "the template",
+                    where=f"Resources.{logical_id}.DependsOn",
+                )
         dependencies[logical_id] = referenced
     return _Plan(resolver=resolver, active=active, dependencies=dependencies)
+
+
+# The properties that say which resource a resource is attached to (or is about). When the referenced resource was
+# not created, creating this one with an unresolved name would make something that stands for nothing, so it is
+# skipped; a reference anywhere else (an environment variable, a policy, a tag, a definition) is a mere mention and
+# is left as the unresolved name.
+_ATTACHED_TO: dict[str, frozenset[str]] = {
+    "AWS::Lambda::Permission": frozenset({"FunctionName"}),
+    "AWS::Lambda::EventSourceMapping": frozenset({"FunctionName", "EventSourceArn"}),
+    "AWS::Lambda::Version": frozenset({"FunctionName"}),
+    "AWS::Lambda::Alias": frozenset({"FunctionName", "FunctionVersion"}),
+    "AWS::Lambda::EventInvokeConfig": frozenset({"FunctionName"}),
+    "AWS::SNS::Subscription": frozenset({"TopicArn", "Endpoint"}),
+    "AWS::SQS::QueuePolicy": frozenset({"Queues"}),
+    "AWS::IAM::Policy": frozenset({"Roles", "Users", "Groups"}),
+    "AWS::ApiGateway::Deployment": frozenset({"RestApiId"}),
+    "AWS::ApiGateway::Stage": frozenset({"RestApiId", "DeploymentId"}),
+    "AWS::ApiGateway::Resource": frozenset({"RestApiId", "ParentId"}),
+    "AWS::ApiGateway::Method": frozenset({"RestApiId", "ResourceId"}),
+    "AWS::ApplicationAutoScaling::ScalableTarget": frozenset({"ResourceId"}),
+    "AWS::ApplicationAutoScaling::ScalingPolicy": frozenset({"ScalingTargetId", "ResourceId"}),
+}
+
+
+def _names(keys: list[str]) -> str:
+    return ("property " if len(keys) == 1 else "properties ") + ", ".join(keys)
+
+
+def _not_supported(kind: str, logical_id: str, resource: Mapping[str, Any]) -> str:
+    if kind == "AWS::CloudFormation::Stack":
+        url = str((resource.get("Properties") or {}).get("TemplateURL", ""))
+        detail = (
+            f" (this one is the AWS::Serverless::Application {logical_id}, which the local cloud never fetches)"
+            if url.startswith(SERVERLESS_REPO_PLACEHOLDER)
+            else ""
+        )
+        return f"{kind} ({logical_id}): nested stacks are not supported by the local cloud{detail}; not created"
+    return f"{kind} ({logical_id}): not supported by the local cloud; not created"
 
 
 def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedResource:
@@ -198,43 +267,77 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
     kind = str(resource["Type"])
     provisioner = PROVISIONERS.get(kind)
     if provisioner is None:
-        message = f"{kind} ({logical_id}): not supported by the local cloud; not created"
+        message = _not_supported(kind, logical_id, resource)
         return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message)
     applied = APPLIED_PROPERTIES.get(kind)
     raw = resource.get("Properties") or {}
+    if intrinsic_name(raw) is not None:  # `Properties: !If [Cond, {...}, {...}]`
+        try:
+            raw = plan.resolver.resolve(raw, "Properties")
+        except IntrinsicError as exc:
+            raise UserError(exc.message, where=f"Resources.{logical_id}.{exc.path}") from None
+        raw = {} if raw is NO_VALUE else raw
     if not isinstance(raw, dict):
         raise UserError("Properties must be a mapping", where=f"Resources.{logical_id}")
     properties: dict[str, Any] = {}
+    mentions: dict[str, list[str]] = {}  # logical id not created → the properties that refer to it
+    resolver = plan.resolver
     for key, value in raw.items():
+        resolver.lenient, resolver.missing = True, []
         try:
-            resolved = plan.resolver.resolve(value, f"Properties.{key}")
-        except MissingResource as exc:
+            resolved = resolver.resolve(value, f"Properties.{key}")
+        except IntrinsicError as exc:
+            raise UserError(exc.message, where=f"Resources.{logical_id}.{exc.path}") from None
+        finally:
+            resolver.lenient = False
+        if resolver.missing:
             if applied is not None and key not in applied:
                 # The local cloud would not apply this property anyway (a function's Layers, say): drop it and go on.
                 ctx.warnings.append(
-                    f"{kind} ({logical_id}): property {key} refers to {exc.logical_id}, which was not created; "
-                    "it is not applied"
+                    f"{kind} ({logical_id}): property {key} refers to {', '.join(dict.fromkeys(resolver.missing))}, "
+                    "which was not created; it is not applied"
                 )
                 continue
-            message = f"{kind} ({logical_id}): not created because it refers to {exc.logical_id}, which was not created"
-            return DeployedResource(logical_id, kind, ResourceStatus.SKIPPED, reason=message)
-        except IntrinsicError as exc:
-            raise UserError(exc.message, where=f"Resources.{logical_id}.{exc.path}") from None
+            for missing in dict.fromkeys(resolver.missing):
+                mentions.setdefault(missing, []).append(key)
         if resolved is not NO_VALUE:
             properties[key] = resolved
+    types = resolver.scope.declared_resources
+    attached = _ATTACHED_TO.get(kind, frozenset())
+    for missing, keys in mentions.items():
+        if attached.intersection(keys):
+            message = (
+                f"{kind} ({logical_id}): not created because its {_names(keys)} refers to {missing} "
+                f"({types.get(missing)}), which was not created"
+            )
+            return DeployedResource(logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties)
     LOG.info("creating %s (%s)", logical_id, kind)
+    where = f"Resources.{logical_id} ({kind})"
     try:
         created = provisioner(ctx, logical_id, properties)
     except NotCreated as exc:
         message = f"{kind} ({logical_id}): {exc}; not created"
         return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message, properties=properties)
-    except UserError as exc:
-        raise UserError(exc.message, where=f"Resources.{logical_id} ({kind})") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"property missing or malformed: {exc}", where=f"Resources.{logical_id} ({kind})") from exc
-    except LambdaApiError as exc:  # the local Lambda service refused it, as AWS would
-        raise UserError(f"{exc.code}: {exc.message}", where=f"Resources.{logical_id} ({kind})") from None
-    plan.resolver.scope.resources[logical_id] = ResourceFacts(created.physical_id, created.attributes)
+    except (UserError, KeyError, TypeError, ValueError, LambdaApiError) as exc:
+        if isinstance(exc, UserError):
+            error = UserError(exc.message, where=where)
+        elif isinstance(exc, LambdaApiError):  # the local Lambda service refused it, as AWS would
+            error = UserError(f"{exc.code}: {exc.message}", where=where)
+        else:
+            error = UserError(f"property missing or malformed: {exc}", where=where)
+        if not mentions:
+            raise error from (exc if isinstance(exc, (KeyError, TypeError, ValueError)) else None)
+        # It failed with an unresolved name in it: the resource it needs was not created, which is the cause to name.
+        missing = ", ".join(f"{m} ({types.get(m)})" for m in mentions)
+        message = f"{kind} ({logical_id}): not created because it refers to {missing}, which was not created ({error})"
+        return DeployedResource(logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties)
+    resolver.scope.resources[logical_id] = ResourceFacts(created.physical_id, created.attributes)
+    for missing, keys in mentions.items():
+        ctx.warnings.append(
+            f"{kind} ({logical_id}): {_names(keys)} {'refers' if len(keys) == 1 else 'refer'} to {missing} "
+            f"({types.get(missing)}), which was not created; the reference is left as the unresolved name "
+            f"{PLACEHOLDER_PREFIX}{missing}"
+        )
     ignored = sorted(set(properties) - applied) if applied is not None else []
     if ignored:
         ctx.warn_ignored(logical_id, ignored)
@@ -247,6 +350,25 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
         properties=properties,
         recorded=ctx.recorded.get(logical_id, {}),
     )
+
+
+_ABOUT_RESOURCE = re.compile(
+    r"^(?P<kind>[A-Za-z0-9]+::[A-Za-z0-9]+::[A-Za-z0-9]+) \((?P<ids>[^()]+)\): (?P<rest>.+)$", re.S
+)
+
+
+def group_warnings(warnings: list[str]) -> list[str]:
+    """Each warning once; warnings that say the same about several resources of one type become one line naming
+    them all: `AWS::Events::Rule (A, B): not supported by the local cloud; not created`."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for warning in warnings:
+        match = _ABOUT_RESOURCE.match(warning)
+        key = (match["kind"], match["rest"]) if match else ("", warning)
+        ids = grouped.setdefault(key, [])
+        for logical_id in match["ids"].split(", ") if match else ():
+            if logical_id not in ids:
+                ids.append(logical_id)
+    return [f"{kind} ({', '.join(ids)}): {rest}" if kind else rest for (kind, rest), ids in grouped.items()]
 
 
 def _outputs(template: Mapping[str, Any], resolver: Resolver, warnings: list[str]) -> dict[str, StackOutput]:
@@ -273,6 +395,31 @@ def _outputs(template: Mapping[str, Any], resolver: Resolver, warnings: list[str
     return outputs
 
 
+def _refuse_taken_exports(
+    template: Mapping[str, Any], resolver: Resolver, exported_by: Mapping[str, str], *, early: bool
+) -> None:
+    """An export name another stack already exports fails the stack, as in CloudFormation. Checked before anything
+    is created for the names that need no resource (`!Sub ${AWS::StackName}-Arn`), and again at the end."""
+    for key, output in (template.get("Outputs") or {}).items():
+        export = output.get("Export") if isinstance(output, dict) else None
+        if not isinstance(export, dict) or "Name" not in export:
+            continue
+        resolver.lenient, resolver.missing = early, []
+        try:
+            name = resolver.resolve(export["Name"], f"Outputs.{key}.Export.Name")
+        except IntrinsicError:
+            continue  # reported with its output, at the end
+        finally:
+            resolver.lenient = False
+        if resolver.missing or not isinstance(name, str):
+            continue
+        if name in exported_by:
+            raise UserError(
+                f"Export with name {name} is already exported by stack {exported_by[name]}",
+                where=f"Outputs.{key}.Export.Name",
+            )
+
+
 def deploy(
     template_path: Path,
     *,
@@ -283,11 +430,14 @@ def deploy(
     stack_name: str | None = None,
     parameter_overrides: Mapping[str, str] | None = None,
     samconfig_path: Path | None = None,
+    other_stacks: Mapping[str, DeployedStack] | None = None,
 ) -> DeployedStack:
     """Deploy `template_path` into the local cloud and describe the result.
 
     Parameter values: `parameter_overrides` (command line) → samconfig.toml → the template's Default.
     Stack name: `stack_name` → samconfig.toml's stack_name → the template folder's name.
+    `other_stacks`: the stacks already in this local cloud, whose exports Fn::ImportValue reads; a stack of the same
+    name, or an export name one of them already exports, is refused as CloudFormation refuses them.
     """
     template_path = Path(template_path)
     samconfig = read_samconfig(samconfig_path or template_path.resolve().parent / SAMCONFIG_NAME)
@@ -296,7 +446,12 @@ def deploy(
         raise UserError(
             f"stack name {name!r} must start with a letter and hold only letters, digits and hyphens (at most 128)"
         )
-    document = load_document(template_path)
+    parse_warnings: list[str] = []
+    others = dict(other_stacks or {})
+    if name in others:
+        raise UserError(f"AlreadyExistsException: Stack [{name}] already exists")
+    exported_by = {export: stack.stack_name for stack in others.values() for export in stack.exports()}
+    document = load_document(template_path, parse_warnings)
     parameters = resolve_parameters(document, parameter_overrides or {}, samconfig.parameter_overrides)
     loaded = load_template(
         template_path,
@@ -314,8 +469,10 @@ def deploy(
         mappings=template.get("Mappings") or {},
         condition_definitions=template.get("Conditions") or {},
         region=region,
+        exports={export: value for stack in others.values() for export, value in stack.exports().items()},
     )
     plan = _plan(template, scope)
+    _refuse_taken_exports(template, plan.resolver, exported_by, early=True)
     ctx = ProvisionContext(
         stack_name=name,
         region=region,
@@ -325,18 +482,21 @@ def deploy(
         code_dirs=loaded.code_dirs,
         template_dir=loaded.path.parent,
         metadata=_metadata(loaded),
+        definition_files=loaded.definition_files,
         types=dict(plan.resolver.scope.declared_resources),
     )
-    warnings = list(loaded.warnings)
+    warnings = [*parse_warnings, *loaded.warnings]
     resources: dict[str, DeployedResource] = {}
     for logical_id in order_resources(plan.dependencies):
         deployed = _create(ctx, plan, logical_id)
         resources[logical_id] = deployed
         if deployed.status is not ResourceStatus.CREATE_COMPLETE:
-            LOG.warning("%s", deployed.reason)
+            LOG.info("%s", deployed.reason)  # the caller prints the warnings; logging them too would say it twice
             warnings.append(deployed.reason)
     warnings.extend(ctx.warnings)
+    _refuse_taken_exports(template, plan.resolver, exported_by, early=False)
     outputs = _outputs(template, plan.resolver, warnings)
+    warnings = group_warnings(warnings)
     LOG.info(
         "stack %s: %d resources created, %d not",
         name,

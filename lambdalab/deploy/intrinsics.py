@@ -69,6 +69,9 @@ class Scope:
     resources: dict[str, ResourceFacts] = field(default_factory=dict)  # created so far
     declared_resources: dict[str, str] = field(default_factory=dict)  # logical id → type, every active resource
     region: str = "us-east-1"
+    inactive_resources: dict[str, str] = field(default_factory=dict)  # logical id → its false Condition
+    # Fn::ImportValue: export name → value, from the other stacks in the same local cloud; None: no such registry
+    exports: Mapping[str, str] | None = None
 
 
 def pseudo_parameters(*, region: str, account_id: str, stack_name: str, stack_id: str) -> dict[str, Any]:
@@ -81,6 +84,61 @@ def pseudo_parameters(*, region: str, account_id: str, stack_name: str, stack_id
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::NotificationARNs": [],
     }
+
+
+# What CloudFormation lists when a template uses a function it does not know. [CloudFormation error text]
+SUPPORTED_FUNCTIONS = (
+    "Fn::Base64, Fn::GetAtt, Fn::GetAZs, Fn::ImportValue, Fn::Join, Fn::Split, Fn::FindInMap, Fn::Select, Ref, "
+    "Fn::Equals, Fn::If, Fn::Not, Condition, Fn::And, Fn::Or, Fn::Contains, Fn::EachMemberEquals, "
+    "Fn::EachMemberIn, Fn::ValueOf, Fn::ValueOfAll, Fn::RefAll, Fn::Sub, Fn::Cidr"
+)
+PLACEHOLDER_PREFIX = "lambdalab-not-created-"
+# Types whose Ref is an ARN (CloudFormation resource reference, "Return values"): a placeholder for one of them is
+# ARN-shaped too, so a policy that names it in Resource stays a valid policy.
+REF_IS_ARN = frozenset({
+    "AWS::StepFunctions::StateMachine", "AWS::StepFunctions::Activity", "AWS::SNS::Topic", "AWS::Lambda::Version",
+    "AWS::Lambda::Alias", "AWS::IAM::ManagedPolicy", "AWS::SecretsManager::Secret", "AWS::CloudFormation::Stack",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::ElasticLoadBalancingV2::Listener", "AWS::ECS::TaskDefinition", "AWS::Batch::JobQueue",
+    "AWS::Batch::JobDefinition", "AWS::AppSync::GraphQLApi",
+})  # fmt: skip
+
+
+def availability_zones(region: str) -> list[str]:
+    """Fn::GetAZs: the Region's zones as moto's EC2 lists them (us-east-1 has six), else three made-up ones."""
+    try:
+        from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    except ImportError:  # pragma: no cover - moto is a dependency
+        return [f"{region}{zone}" for zone in "abc"]
+    zones = RegionsAndZonesBackend.zones.get(region)
+    return [zone.name for zone in zones] if zones else [f"{region}{zone}" for zone in "abc"]
+
+
+# CloudFormation's service name → the ARN's service prefix, where they differ.
+_ARN_SERVICE = {
+    "StepFunctions": "states", "ElasticLoadBalancingV2": "elasticloadbalancing", "ApiGatewayV2": "apigateway",
+    "ApiGateway": "apigateway", "KinesisFirehose": "firehose", "CertificateManager": "acm",
+}  # fmt: skip
+
+
+class _PlaceholderAttributes(dict[str, Any]):
+    """Fn::GetAtt of a resource that was not created: every attribute reads as a named placeholder."""
+
+    def __init__(self, logical_id: str, kind: str, region: str, account: str) -> None:
+        super().__init__()
+        self._logical_id = logical_id
+        service = kind.split("::")[1] if kind.count("::") == 2 else "resource"
+        self._service = _ARN_SERVICE.get(service, service.lower())
+        self._region, self._account = region, account
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        name = f"{PLACEHOLDER_PREFIX}{self._logical_id}"
+        if key.endswith("Arn") and "." not in key:  # Arn, StreamArn, TopicArn; not a nested stack's Outputs.XArn
+            return f"arn:aws:{self._service}:{self._region}:{self._account}:{name}"
+        return f"{name}.{key}"
 
 
 def intrinsic_name(value: Any) -> str | None:
@@ -119,8 +177,12 @@ def split_getatt(argument: Any, path: str) -> tuple[str, Any]:
 class Resolver:
     """Resolves intrinsics and conditions in a scope. Conditions are evaluated once and memoised."""
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, *, lenient: bool = False) -> None:
+        """`lenient`: a reference to a resource that was not created resolves to a named placeholder (and the
+        logical id is added to `missing`) instead of raising MissingResource."""
         self.scope = scope
+        self.lenient = lenient
+        self.missing: list[str] = []
         self._conditions: dict[str, bool] = {}
         self._evaluating: list[str] = []
         self._functions: dict[str, Callable[[Any, str], Any]] = {
@@ -137,6 +199,7 @@ class Resolver:
             "Fn::ToJsonString": self._to_json_string,
             "Fn::Length": self._length,
             "Fn::Cidr": self._cidr,
+            "Fn::ImportValue": self._import_value,
             "Fn::Equals": self._bool_function,
             "Fn::Not": self._bool_function,
             "Fn::And": self._bool_function,
@@ -200,7 +263,7 @@ class Resolver:
         if name is not None:
             function = self._functions.get(name)
             if function is None:
-                raise IntrinsicError(f"{name} is not supported by the local cloud", path)
+                raise IntrinsicError(self._unsupported(name), path)
             return function(value[name], f"{path}.{name}" if path else name)
         if isinstance(value, dict):
             resolved: dict[str, Any] = {}
@@ -213,6 +276,25 @@ class Resolver:
             items = [self.resolve(item, f"{path}[{i}]") for i, item in enumerate(value)]
             return [item for item in items if item is not NO_VALUE]
         return value
+
+    @staticmethod
+    def _unsupported(name: str) -> str:
+        if name == "Fn::Transform":
+            return "Fn::Transform (a macro) is not supported by the local cloud; only AWS::Include is expanded"
+        if name == "Fn::ForEach" or name.startswith("Fn::ForEach::"):
+            return "Fn::ForEach (AWS::LanguageExtensions) is not supported by the local cloud"
+        if name in (
+            "Fn::Contains",
+            "Fn::EachMemberEquals",
+            "Fn::EachMemberIn",
+            "Fn::ValueOf",
+            "Fn::ValueOfAll",
+            "Fn::RefAll",
+        ):
+            return f"Template error: {name} can only be used in the Rules section"
+        return f"Template format error: Encountered unsupported function: {name} Supported functions are: " + (
+            f"[{SUPPORTED_FUNCTIONS}]"
+        )
 
     def _ref(self, argument: Any, path: str) -> Any:
         target = _text(self.resolve(argument, path), path, "Ref")
@@ -230,9 +312,23 @@ class Resolver:
             return facts
         if logical_id in self.scope.declared_resources:
             kind = self.scope.declared_resources[logical_id]
+            if self.lenient:
+                self.missing.append(logical_id)
+                account = str(self.scope.pseudo.get("AWS::AccountId", ""))
+                attributes = _PlaceholderAttributes(logical_id, kind, self.scope.region, account)
+                physical = attributes["Arn"] if kind in REF_IS_ARN else f"{PLACEHOLDER_PREFIX}{logical_id}"
+                return ResourceFacts(physical, attributes)
             raise MissingResource(f"{how} to {logical_id} ({kind}), which was not created", path, logical_id)
+        block = "Outputs" if path.startswith("Outputs.") else "Resources"
+        hint = ""
+        if logical_id in self.scope.inactive_resources:
+            hint = f" ({logical_id} is not created: its Condition {self.scope.inactive_resources[logical_id]} is false)"
+        elif how == "Ref" and logical_id not in self.scope.parameters:
+            hint = " (no parameter, pseudo parameter or resource has that name)"
         raise IntrinsicError(
-            f"{how} to {logical_id!r}: no such parameter or resource (or its Condition is false)", path
+            f"Template format error: Unresolved resource dependencies [{logical_id}] in the {block} block of the "
+            f"template{hint}",
+            path,
         )
 
     def _getatt(self, argument: Any, path: str) -> Any:
@@ -242,7 +338,11 @@ class Resolver:
         if attribute not in facts.attributes:
             kind = self.scope.declared_resources.get(logical_id, "resource")
             known = ", ".join(sorted(facts.attributes)) or "none"
-            raise IntrinsicError(f"{logical_id} ({kind}) has no attribute {attribute!r} (known: {known})", path)
+            raise IntrinsicError(
+                f"Template error: resource {logical_id} does not support attribute type {attribute} in Fn::GetAtt "
+                f"({kind}; the local cloud knows: {known})",
+                path,
+            )
         return facts.attributes[attribute]
 
     def _sub_variable(self, name: str, variables: Mapping[str, Any], path: str) -> str:
@@ -297,7 +397,11 @@ class Resolver:
             raise IntrinsicError(f"Fn::Select index {index_text!r} is not an integer", path) from None
         values = _as_list(self.resolve(args[1], f"{path}[1]"), f"{path}[1]", "Fn::Select values")
         if not 0 <= index < len(values):
-            raise IntrinsicError(f"Fn::Select index {index} is out of range for {len(values)} values", path)
+            raise IntrinsicError(
+                f"Template error: Fn::Select cannot select nonexistent value at index {index} "
+                f"(the list has {len(values)})",
+                path,
+            )
         return values[index]
 
     def _split(self, argument: Any, path: str) -> list[str]:
@@ -328,18 +432,33 @@ class Resolver:
                 raise IntrinsicError("the fourth Fn::FindInMap argument must be {DefaultValue: ...}", path)
             default = args[3]["DefaultValue"]
         mapping = self.scope.mappings.get(names[0])
-        if mapping is None:
-            raise IntrinsicError(f"no mapping named {names[0]!r} in Mappings", path)
-        found = mapping.get(names[1], {}).get(names[2]) if isinstance(mapping.get(names[1]), dict) else None
+        if mapping is None and default is None:
+            raise IntrinsicError(
+                f"Template error: Mapping named '{names[0]}' is not present in the 'Mappings' section", path
+            )
+        top = mapping.get(names[1]) if isinstance(mapping, dict) else None
+        found = top.get(names[2]) if isinstance(top, dict) else None
         if found is None:
             if default is not None:
                 return self.resolve(default, f"{path}[3]")
-            raise IntrinsicError(f"Mappings.{names[0]} has no {names[1]}.{names[2]}", path)
+            raise IntrinsicError(f"Template error: Unable to get mapping for {names[0]}::{names[1]}::{names[2]}", path)
         return found
 
     def _get_azs(self, argument: Any, path: str) -> list[str]:
         region = _text(self.resolve(argument, path), path, "Fn::GetAZs region") or self.scope.region
-        return [f"{region}{zone}" for zone in "abc"]
+        return availability_zones(region)
+
+    def _import_value(self, argument: Any, path: str) -> str:
+        """The value another stack exported under that name; the local cloud knows the stacks deployed into it."""
+        name = _text(self.resolve(argument, path), path, "Fn::ImportValue name")
+        exports = self.scope.exports
+        if exports is not None and name in exports:
+            return exports[name]
+        where = "in this local cloud" if exports is not None else "(no other stacks are known here)"
+        raise IntrinsicError(
+            f"No export named {name} found {where}: deploy the stack that exports it first, into the same local cloud",
+            path,
+        )
 
     def _base64(self, argument: Any, path: str) -> str:
         text = _text(self.resolve(argument, path), path, "Fn::Base64 value")

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import shlex
+import shutil
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
 from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.arn_generator import ArnGenerator
 from samtranslator.translator.translator import Translator
-from samtranslator.yaml_helper import yaml_parse
 
+from lambdalab import constants
 from lambdalab.awsclients import local_session
+from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -33,6 +37,9 @@ LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 # The bucket samtranslator sees for a local CodeUri: it insists on an S3 location; the real folder is kept aside.
 LOCAL_CODE_BUCKET = "lambdalab-local-code"
 SAMCONFIG_NAME = "samconfig.toml"
+# What an AWS::Serverless::Application's Location becomes, so the transform never calls the Serverless Application
+# Repository; the nested stack it turns into is reported as not created.
+SERVERLESS_REPO_PLACEHOLDER = "https://lambdalab.invalid/serverlessrepo/"
 
 _LIST_TYPES = ("CommaDelimitedList", "List<Number>")
 
@@ -55,6 +62,8 @@ class LoadedTemplate:
     transformed: dict[str, Any]
     code_dirs: dict[str, Path]  # logical id of the Lambda function → local folder with its code
     warnings: list[str] = field(default_factory=list)
+    # S3 key of a placeholder DefinitionS3Location → the local state machine file it stands for (read as text)
+    definition_files: dict[str, Path] = field(default_factory=dict)
 
 
 class ManagedPolicyLoader:
@@ -75,46 +84,40 @@ class ManagedPolicyLoader:
 # --- loading ------------------------------------------------------------------------------------------------------
 
 
-def load_document(path: Path) -> dict[str, Any]:
-    """Parse a YAML (with CloudFormation short-form tags) or JSON template; a syntax error names file and line."""
+def _read_text(path: Path, *, what: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read {what}: it is not UTF-8 text", where=str(path)) from None
     except OSError as exc:
-        raise UserError(f"cannot read template: {exc.strerror}", where=str(path)) from None
+        raise UserError(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
+
+
+def _parse(path: Path, text: str, warnings: list[str] | None) -> Any:
     try:
-        document = yaml_parse(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or "syntax error"
-        if exc.context and exc.context_mark is not None:
-            problem += f" ({exc.context} started on line {exc.context_mark.line + 1})"
-        raise UserError(f"YAML syntax error: {problem}", where=f"{path}{line}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"YAML syntax error: {exc}", where=str(path)) from None
+        parsed = parse_text(text)
+    except TemplateFormatError as exc:
+        line = f":{exc.line}" if exc.line is not None else ""
+        raise UserError(f"Template format error: {exc.message}", where=f"{path}{line}") from None
+    if warnings is not None:
+        warnings.extend(f"{path}: {warning}" for warning in parsed.warnings)
+    return parsed.document
+
+
+def load_document(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """Parse a template as CloudFormation does (JSON, or YAML 1.1 with the short-form tags: see cfnyaml); a syntax
+    error names file and line. Duplicate keys are reported into `warnings`."""
+    document = _parse(path, _read_text(path, what="template"), warnings)
     if not isinstance(document, dict):
-        raise UserError("a template must be a mapping with a Resources section", where=str(path))
+        raise UserError("Template format error: a template must be a JSON object or YAML mapping", where=str(path))
     if not isinstance(document.get("Resources"), dict) or not document["Resources"]:
-        raise UserError("the template has no Resources", where=str(path))
+        raise UserError("Template format error: At least one Resources member must be defined.", where=str(path))
     return document
 
 
-def load_structured_file(path: Path, *, what: str) -> Any:
-    """A JSON or YAML file referenced from a template (ASL definition, OpenAPI body)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {what}: {exc.strerror}", where=str(path)) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        return yaml_parse(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{what} is neither JSON nor YAML: {exc.problem}", where=f"{path}{line}") from None
+def load_structured_file(path: Path, *, what: str, warnings: list[str] | None = None) -> Any:
+    """A JSON or YAML file referenced from a template (ASL definition, OpenAPI body), read the same way."""
+    return _parse(path, _read_text(path, what=what), warnings)
 
 
 # --- samconfig.toml and parameter overrides -------------------------------------------------------------------------
@@ -314,14 +317,62 @@ def _is_local_path(value: Any) -> bool:
     return isinstance(value, str) and not value.startswith("s3://") and "://" not in value
 
 
+def cache_root() -> Path:
+    """LAMBDALAB_CACHE_DIR → $XDG_CACHE_HOME/lambdalab → ~/.cache/lambdalab."""
+    explicit = os.environ.get(constants.ENV_CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "lambdalab"
+
+
+def unpack_zip(archive: Path, *, where: str) -> Path:
+    """A .zip deployment package unpacked once into the cache, keyed by the archive's SHA-256 (a changed archive is a
+    new folder). Lambda unpacks the package into /var/task; the function runs from this folder the same way."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    target = cache_root() / "code" / digest
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as package:
+            for member in package.infolist():
+                destination = (staging / member.filename).resolve()
+                if not destination.is_relative_to(staging.resolve()):
+                    raise UserError(
+                        f"{archive.name}: member {member.filename!r} points outside the package", where=where
+                    )
+                package.extract(member, staging)
+                mode = (member.external_attr >> 16) & 0o777
+                if mode and not member.is_dir():
+                    destination.chmod(mode)  # keep executable bits (a bootstrap, a binary), as Lambda does
+        staging.rename(target)
+    except zipfile.BadZipFile as exc:
+        raise UserError(f"{archive.name} is not a valid .zip archive: {exc}", where=where) from None
+    except OSError:
+        if not target.is_dir():  # a concurrent deploy may have unpacked the same archive first
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    LOG.info("unpacked %s into %s", archive, target)
+    return target
+
+
 def _local_dir(base: Path, value: str, *, where: str) -> Path:
-    folder = (base / value).resolve()
-    if not folder.is_dir():
-        raise UserError(f"code folder {value!r} does not exist ({folder})", where=where)
-    return folder
+    """A local code location: a folder, or a .zip package (unpacked into the cache)."""
+    location = (base / value).resolve()
+    if location.is_dir():
+        return location
+    if location.is_file():
+        if zipfile.is_zipfile(location):
+            return unpack_zip(location, where=where)
+        raise UserError(f"code location {value!r} is a file but not a .zip archive ({location})", where=where)
+    raise UserError(f"code folder {value!r} does not exist ({location})", where=where)
 
 
-def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
+def write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
     """Lambda puts InlineCode / ZipFile into index.py (Python) or index.js (Node.js); do the same in a temp folder."""
     folder = Path(tempfile.mkdtemp(prefix=f"lambdalab-inline-{logical_id}-"))
     name = "index.js" if runtime.startswith("nodejs") else "index.py"
@@ -329,7 +380,21 @@ def _write_inline_code(logical_id: str, source: str, runtime: str) -> Path:
     return folder
 
 
-def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
+def _definition_location(
+    path: Path, logical_id: str, definition_files: dict[str, Path], *, where: str
+) -> dict[str, str]:
+    """A state machine file kept as text: CloudFormation substitutes DefinitionSubstitutions into the file's text
+    (a placeholder may stand outside quotes, `"MaxConcurrency": ${Max}`, so the file need not parse before)."""
+    if not path.is_file():
+        raise UserError(f"state machine definition {path} does not exist", where=where)
+    key = f"statemachine/{logical_id}"
+    definition_files[key] = path
+    return {"Bucket": LOCAL_CODE_BUCKET, "Key": key}
+
+
+def _prepare_sam(
+    document: dict[str, Any], base: Path, template_path: Path, definition_files: dict[str, Path]
+) -> dict[str, Path]:
     """Inline local DefinitionUri files and swap local CodeUri folders for a placeholder S3 location.
 
     samtranslator accepts only S3 locations for CodeUri; the code runs in place locally, so the real folder is kept
@@ -341,6 +406,10 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
     )
     global_code = globals_function.get("CodeUri")
     global_runtime = str(globals_function.get("Runtime", ""))
+    globals_api = (document.get("Globals") or {}).get("Api") if isinstance(document.get("Globals"), dict) else None
+    global_api_uri = globals_api.get("DefinitionUri") if isinstance(globals_api, dict) else None
+    if _is_local_path(global_api_uri) and isinstance(globals_api, dict):
+        del globals_api["DefinitionUri"]  # inlined into each Api below; samtranslator would want an S3 location
     for logical_id, resource in document["Resources"].items():
         if not isinstance(resource, dict):
             continue
@@ -352,7 +421,7 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
                 continue
             if "InlineCode" in props:
                 runtime = str(props.get("Runtime", global_runtime))
-                code_dirs[logical_id] = _write_inline_code(logical_id, str(props["InlineCode"]), runtime)
+                code_dirs[logical_id] = write_inline_code(logical_id, str(props["InlineCode"]), runtime)
                 continue
             code_uri = props.get("CodeUri", global_code)
             if code_uri is None:
@@ -371,18 +440,83 @@ def _prepare_sam(document: dict[str, Any], base: Path, template_path: Path) -> d
                 # samtranslator would call the Serverless Application Repository over the network; the local cloud
                 # never does. The nested stack it becomes is reported as not created.
                 app = f"{location.get('ApplicationId')}@{location.get('SemanticVersion')}"
-                props["Location"] = f"https://lambdalab.invalid/serverlessrepo/{app}"
+                props["Location"] = f"{SERVERLESS_REPO_PLACEHOLDER}{app}"
         elif kind == "AWS::Serverless::StateMachine" and isinstance(props, dict):
             uri = props.get("DefinitionUri")
             if _is_local_path(uri) and "Definition" not in props:
-                props["Definition"] = load_structured_file(base / str(uri), what="state machine definition")
-                del props["DefinitionUri"]
+                path = base / str(uri)
+                try:  # a JSON file inlines as Definition (its placeholders sit in strings: the same result)
+                    props["Definition"] = json.loads(_read_text(path, what="state machine definition"))
+                    del props["DefinitionUri"]
+                except json.JSONDecodeError:  # YAML, or placeholders outside strings: substituted as text
+                    props["DefinitionUri"] = _definition_location(path, logical_id, definition_files, where=where)
         elif kind in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi") and isinstance(props, dict):
             uri = props.get("DefinitionUri")
+            if uri is None and "DefinitionBody" not in props and kind == "AWS::Serverless::Api":
+                uri = global_api_uri
             if _is_local_path(uri) and "DefinitionBody" not in props:
                 props["DefinitionBody"] = load_structured_file(base / str(uri), what="OpenAPI definition")
-                del props["DefinitionUri"]
+                props.pop("DefinitionUri", None)
     return code_dirs
+
+
+INCLUDE_TRANSFORM = "AWS::Include"
+
+
+def expand_includes(value: Any, base: Path, template_path: Path, depth: int = 0) -> Any:
+    """`Fn::Transform: {Name: AWS::Include, Parameters: {Location: file}}` replaced by the file's content, as
+    CloudFormation does with the S3 object that `sam deploy` / `aws cloudformation package` upload for a local
+    Location. A mapping holding the transform beside other keys gets the included keys merged in. An S3 Location is
+    refused (the local cloud reads no S3 objects into templates), and so is any other macro."""
+    if depth > 20:
+        raise UserError("AWS::Include nests more than 20 levels deep", where=str(template_path))
+    if isinstance(value, list):
+        return [expand_includes(item, base, template_path, depth) for item in value]
+    if not isinstance(value, dict):
+        return value
+    expanded = {k: expand_includes(v, base, template_path, depth) for k, v in value.items() if k != "Fn::Transform"}
+    if "Fn::Transform" not in value:
+        return expanded
+    transform = value["Fn::Transform"]
+    name = transform.get("Name") if isinstance(transform, dict) else None
+    if name != INCLUDE_TRANSFORM:
+        raise UserError(
+            f"Fn::Transform {name!r}: macros are not supported by the local cloud (only AWS::Include of a local file)",
+            where=str(template_path),
+        )
+    location = str(((transform.get("Parameters") or {}) if isinstance(transform, dict) else {}).get("Location", ""))
+    if not location or not _is_local_path(location):
+        raise UserError(
+            f"AWS::Include of {location or 'no Location'} is not supported by the local cloud: it reads no S3 "
+            "objects; give the local file's path as Location (sam deploy uploads it)",
+            where=str(template_path),
+        )
+    path = (base / location).resolve()
+    if not path.is_file():
+        raise UserError(f"AWS::Include: {location} does not exist ({path})", where=str(template_path))
+    included = expand_includes(load_structured_file(path, what="included snippet"), path.parent, path, depth + 1)
+    if not expanded:
+        return included
+    if not isinstance(included, dict):
+        raise UserError(f"AWS::Include: {location} must hold a mapping to merge beside other keys", where=str(path))
+    return {**expanded, **included}
+
+
+def _local_definition_s3_locations(
+    document: dict[str, Any], base: Path, template_path: Path, definition_files: dict[str, Path]
+) -> None:
+    """`AWS::StepFunctions::StateMachine` with `DefinitionS3Location: ./file.asl.json` (as `aws cloudformation package`
+    allows): the file is kept as text, like a SAM DefinitionUri."""
+    for logical_id, resource in document["Resources"].items():
+        if not isinstance(resource, dict) or resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource.get("Properties") or {}
+        location = props.get("DefinitionS3Location")
+        if isinstance(location, str) and _is_local_path(location):
+            where = f"{template_path}: Resources.{logical_id}.Properties.DefinitionS3Location"
+            props["DefinitionS3Location"] = _definition_location(
+                base / location, logical_id, definition_files, where=where
+            )
 
 
 def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path) -> dict[str, Path]:
@@ -397,7 +531,7 @@ def _collect_cfn_code(document: dict[str, Any], base: Path, template_path: Path)
         if isinstance(code, str) and _is_local_path(code):
             code_dirs[logical_id] = _local_dir(base, code, where=where)
         elif isinstance(code, dict) and isinstance(code.get("ZipFile"), str):
-            code_dirs[logical_id] = _write_inline_code(logical_id, code["ZipFile"], str(props.get("Runtime", "")))
+            code_dirs[logical_id] = write_inline_code(logical_id, code["ZipFile"], str(props.get("Runtime", "")))
     return code_dirs
 
 
@@ -430,9 +564,12 @@ def load_template(
         raise UserError(
             f"transform(s) {', '.join(unknown)} are not supported by the local cloud", where=str(template_path)
         )
+    document = expand_includes(document, base, template_path)
     code_dirs: dict[str, Path] = {}
+    definition_files: dict[str, Path] = {}
+    _local_definition_s3_locations(document, base, template_path, definition_files)
     if SAM_TRANSFORM in transforms:
-        code_dirs.update(_prepare_sam(document, base, template_path))
+        code_dirs.update(_prepare_sam(document, base, template_path, definition_files))
         values: dict[str, Any] = {
             **parameter_values,
             "AWS::Region": region,
@@ -463,5 +600,10 @@ def load_template(
             if source in code_dirs:
                 code_dirs[logical_id] = code_dirs[source]
     return LoadedTemplate(
-        path=template_path, original=original, transformed=transformed, code_dirs=code_dirs, warnings=warnings
+        path=template_path,
+        original=original,
+        transformed=transformed,
+        code_dirs=code_dirs,
+        warnings=warnings,
+        definition_files=definition_files,
     )

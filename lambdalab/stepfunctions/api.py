@@ -12,12 +12,13 @@ import aiohttp
 from aiohttp import web
 
 from lambdalab.stepfunctions import patches
+from lambdalab.stepfunctions.executable import difference_message, local_limits, prepare_for_moto
 from lambdalab.stepfunctions.validation import (
     StatesError,
     check_definition,
     check_execution_name,
     check_state_machine_name,
-    definition_problems,
+    diagnose,
 )
 
 LOG = logging.getLogger(__name__)
@@ -27,19 +28,34 @@ _VALIDATE = "ValidateStateMachineDefinition"
 _HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length", "host"}
 
 
+def _definition_for_moto(payload: dict[str, Any], machine_type: str) -> dict[str, Any]:
+    """Check the definition as AWS does (InvalidDefinition), then that the local interpreter can run it (501
+    NotImplemented naming each construct); return the request with the definition moto should get."""
+    check_definition(payload.get("definition"), machine_type)
+    text, limits = prepare_for_moto(str(payload["definition"]))
+    differing = [limit for limit in limits if limit.runs]
+    if differing:
+        LOG.warning(
+            "state machine %s %s", payload.get("name") or payload.get("stateMachineArn"), difference_message(differing)
+        )
+    return payload if text == payload["definition"] else {**payload, "definition": text}
+
+
 def prepare(action: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Check one Step Functions request the way AWS does before it reaches moto; return the request to forward.
 
-    - CreateStateMachine / UpdateStateMachine: the definition is linted with statelint (InvalidDefinition).
+    - CreateStateMachine / UpdateStateMachine: the definition is validated as AWS validates it (InvalidDefinition
+      with AWS's codes and locations), then checked for what moto's interpreter cannot run (501 NotImplemented naming
+      the state and construct: a local limit, never an AWS error); see validation.py and executable.py.
     - StartExecution / StartSyncExecution: the name is checked (InvalidName), and a UUID is generated when it is
       missing, as AWS does: moto would otherwise name every such execution "None".
     """
     if action == "CreateStateMachine":
         check_state_machine_name(payload.get("name"))
-        check_definition(payload.get("definition"))
+        payload = _definition_for_moto(payload, str(payload.get("type") or "STANDARD"))
     elif action == "UpdateStateMachine":
         if "definition" in payload:
-            check_definition(payload.get("definition"))
+            payload = _definition_for_moto(payload, "STANDARD")
     elif action in ("StartExecution", "StartSyncExecution"):
         if payload.get("name") is None:
             payload = {**payload, "name": str(uuid.uuid4())}
@@ -52,15 +68,29 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
 
 
+LOCAL_LIMIT_CODE = "LOCAL_CLOUD_LIMIT"
+
+
 def validate_definition(payload: dict[str, Any]) -> dict[str, Any]:
-    """ValidateStateMachineDefinition (moto does not implement it): statelint's findings as ERROR diagnostics."""
-    problems = definition_problems(payload.get("definition"))
-    limit = payload.get("maxResults") or 100
-    diagnostics = [{"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": p} for p in problems]
+    """ValidateStateMachineDefinition (moto does not implement it): AWS's findings as ERROR diagnostics; what the local
+    interpreter cannot run (or runs differently) as WARNING diagnostics with the code LOCAL_CLOUD_LIMIT, which leave
+    the result OK, as AWS's would be."""
+    definition = payload.get("definition")
+    errors = diagnose(definition, str(payload.get("type") or "STANDARD"))
+    diagnostics = [d.api() for d in errors]
+    if not errors:
+        parsed = json.loads(str(definition))
+        for limit in local_limits(parsed):
+            what = "runs locally with a difference" if limit.runs else "cannot run locally"
+            diagnostics.append(
+                {"severity": "WARNING", "code": LOCAL_LIMIT_CODE, "message": f"{what}: {limit.construct}",
+                 "location": limit.location}
+            )  # fmt: skip
+    limit_count = payload.get("maxResults") or 100
     return {
-        "result": "FAIL" if problems else "OK",
-        "diagnostics": diagnostics[:limit],
-        "truncated": len(diagnostics) > limit,
+        "result": "FAIL" if errors else "OK",
+        "diagnostics": diagnostics[:limit_count],
+        "truncated": len(diagnostics) > limit_count,
     }
 
 

@@ -7,11 +7,16 @@ Each patch wraps one moto function and calls the original; each has a test that 
   otherwise); AWS runs at most 40 inline iterations at once. [Map state in Inline mode]
 - X-Ray: moto's Lambda tasks send no trace header; with tracing enabled AWS passes `X-Amzn-Trace-Id` to Lambda,
   so the execution and its invocations share one trace. [Step Functions and AWS X-Ray]
+- JSONPath: moto 5.2.5 reads `$.checks[0].ok` (a field under an array index) as `[true]`, not `true` (its fix for
+  getmoto/moto#7825 wraps every match whose parent is an index), so a Choice on it silently takes the Default and a
+  Parameter gets a list. AWS returns the one value a definite path names, and a list for an indefinite one (wildcard,
+  filter, slice, union, recursive descent). [Step Functions: paths; Reference Paths]
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
 
@@ -43,8 +48,44 @@ def install() -> None:
             return
         _patch_inline_map()
         _patch_lambda_trace_header()
-        _installed.update({"inline-map", "lambda-trace-header"})
+        patch_definite_json_paths()
+        _installed.update({"inline-map", "lambda-trace-header", "definite-json-paths"})
         LOG.debug("Step Functions interpreter patches installed")
+
+
+_INDEFINITE = re.compile(r"\[\s*\?|\*|\.\.|\[[^\]]*[:,][^\]]*\]")
+
+
+def is_definite_path(path: str) -> bool:
+    """A JSONPath that names at most one node: no wildcard, filter, slice, union or recursive descent."""
+    return _INDEFINITE.search(path) is None
+
+
+def patch_definite_json_paths() -> None:
+    """moto's `extract_json`, answering a definite path with the one value it names (idempotent).
+
+    The interpreter's modules import the function by name: the module attribute is swapped before they are imported
+    (so they import this one), and in any that were imported already."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+    if getattr(original, "lambdalab_patched", False):
+        return
+
+    def extract_json(path: str, data: Any) -> Any:
+        if not is_definite_path(path):
+            return original(path, data)
+        matches = json_path.parse(path).find(data)
+        if not matches:
+            raise json_path.NoSuchJsonPathError(json_path=path, data=data)
+        return matches[0].value
+
+    extract_json.lambdalab_patched = True  # type: ignore[attr-defined]
+    for name, loaded in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(loaded, "extract_json", None) is original:
+            loaded.extract_json = extract_json  # type: ignore[attr-defined]
 
 
 def _patch_inline_map() -> None:

@@ -255,7 +255,7 @@ def test_an_invalid_definition_is_rejected_at_create_time(cloud: RunningCloud) -
     )  # fmt: skip
     assert result.returncode != 0
     assert "InvalidDefinition" in result.stderr
-    assert 'does not have required field "Next"' in result.stderr
+    assert "SCHEMA_VALIDATION_FAILED: These fields are required: [Next] at /States/A" in result.stderr
     names = [m["name"] for m in cloud.client("stepfunctions").list_state_machines()["stateMachines"]]
     assert "broken" not in names
 
@@ -284,7 +284,7 @@ def test_start_execution_script_runs_unchanged(cloud: RunningCloud, tmp_path: Pa
 def test_lambdalab_up_rejects_a_template_whose_definition_is_invalid(tmp_path: Path) -> None:
     # GIVEN a template with a Task that has neither Next nor End
     template = STACK_DIR / "invalid" / "template.yaml"
-    # WHEN it is deployed, THEN `lambdalab up` stops with statelint's finding and the resource that caused it
+    # WHEN it is deployed, THEN `lambdalab up` stops with AWS's finding and the resource that caused it
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lambdalab"), "up", "--port", "0", "--run-root", str(tmp_path / "runs"),
          "--template", str(template)],
@@ -292,7 +292,7 @@ def test_lambdalab_up_rejects_a_template_whose_definition_is_invalid(tmp_path: P
     )  # fmt: skip
     assert result.returncode != 0
     assert "Resources.Broken" in result.stderr and "InvalidDefinition" in result.stderr
-    assert 'States.Invoke does not have required field "Next"' in result.stderr
+    assert "These fields are required: [Next] at /States/Invoke" in result.stderr
     assert "ready " not in result.stdout
 
 

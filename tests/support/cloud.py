@@ -74,6 +74,14 @@ class RunningCloud:
             raise AssertionError(f"aws {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
+    def deploy(
+        self, template: Path, stack_name: str | None = None, overrides: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """`lambdalab deploy`: another template into this cloud; its answer (stack summary, resources, outputs)."""
+        from lambdalab.deploy.remote import deploy_remote
+
+        return deploy_remote(self.url, template, stack_name=stack_name, overrides=overrides)
+
     def outputs(self, stack: str) -> dict[str, str]:
         described = self.client("cloudformation").describe_stacks(StackName=stack)
         return {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}

@@ -48,7 +48,7 @@ def test_order_puts_dependencies_first_and_keeps_template_order_otherwise() -> N
 
 
 def test_order_names_a_cycle() -> None:
-    with pytest.raises(UserError, match="circular dependency between resources: A → B → C → A"):
+    with pytest.raises(UserError, match=r"Circular dependency between resources: \[A, B, C\] \(A → B → C → A\)"):
         order_resources({"A": {"B"}, "B": {"C"}, "C": {"A"}})
     with pytest.raises(UserError, match="Self → Self"):
         order_resources({"Self": {"Self"}})
@@ -198,7 +198,13 @@ def test_sam_template_with_samconfig_creates_every_supported_type(moto_endpoint:
     assert resources["Parameter"].status is ResourceStatus.NOT_SUPPORTED
     assert "AWS::SSM::Parameter (Parameter): not supported by the local cloud; not created" in stack.warnings
     assert resources["OrdersFunctionNightly"].status is ResourceStatus.NOT_SUPPORTED
-    assert resources["OrdersFunctionNightlyPermission"].status is ResourceStatus.SKIPPED
+    # The permission is attached to the function, which exists; the rule it names is a mention, left unresolved.
+    assert resources["OrdersFunctionNightlyPermission"].status is ResourceStatus.CREATE_COMPLETE
+    assert (
+        "AWS::Lambda::Permission (OrdersFunctionNightlyPermission): property SourceArn refers to OrdersFunctionNightly "
+        "(AWS::Events::Rule), which was not created; the reference is left as the unresolved name "
+        "lambdalab-not-created-OrdersFunctionNightly" in stack.warnings
+    )
     assert resources["OrdersFunctionFromQueue"].status is ResourceStatus.NOT_SUPPORTED
     assert any("OrdersFunctionFromQueue" in w and "not run locally yet" in w for w in stack.warnings)
     assert any("output ParameterName" in w for w in stack.warnings)
@@ -331,7 +337,10 @@ def test_bad_parameter_is_a_user_error_naming_it(moto_endpoint: str) -> None:
 
 
 def test_cycle_is_a_user_error_naming_it(moto_endpoint: str) -> None:
-    with pytest.raises(UserError, match="circular dependency between resources: First → Second → Third → First"):
+    with pytest.raises(
+        UserError,
+        match=r"Circular dependency between resources: \[First, Second, Third\] \(First → Second → Third → First\)",
+    ):
         run(TEMPLATES / "cycle" / "template.yaml", RecordingLambdaControl(), moto_endpoint)
 
 
@@ -339,7 +348,7 @@ def test_unresolvable_reference_names_resource_and_path(moto_endpoint: str) -> N
     with pytest.raises(UserError) as caught:
         run(TEMPLATES / "unresolvable" / "template.yaml", RecordingLambdaControl(), moto_endpoint)
     assert caught.value.where == "Resources.Queue.Properties.Tags[0].Value.Ref"
-    assert "'Owner': no such parameter or resource" in caught.value.message
+    assert "Unresolved resource dependencies [Owner] in the Resources block" in caught.value.message
 
 
 def test_bad_stack_name(moto_endpoint: str) -> None:
@@ -436,8 +445,8 @@ def test_a_layer_is_published_and_the_function_gets_its_arn(moto_endpoint: str) 
     [
         (
             "  Q:\n    Type: AWS::SQS::Queue\n    DependsOn: Ghost\n",
-            None,
-            "Resources.Q.DependsOn: no resource named 'Ghost'",
+            "Resources.Q.DependsOn",
+            "Unresolved resource dependencies [Ghost] in the Resources block of the template",
         ),
         ("  Q:\n    Properties: {}\n", None, "Resources.Q needs a Type"),
         ("  Q:\n    Type: AWS::SQS::Queue\n    Condition: Nope\n", "Resources.Q.Condition", "'Nope' is not defined"),
@@ -445,7 +454,8 @@ def test_a_layer_is_published_and_the_function_gets_its_arn(moto_endpoint: str) 
             "  Q:\n    Type: AWS::SQS::Queue\n    Condition: Never\n  P:\n    Type: AWS::SQS::Queue\n"
             "    Properties: {QueueName: !GetAtt Q.QueueName}\n",
             "Resources.P.Properties.QueueName.Fn::GetAtt",
-            "no such parameter or resource (or its Condition is false)",
+            "Unresolved resource dependencies [Q] in the Resources block of the template (Q is not created: its "
+            "Condition Never is false)",
         ),
     ],
 )
@@ -464,6 +474,17 @@ def test_serverless_repo_applications_are_never_fetched(moto_endpoint: str) -> N
     stack = run(TEMPLATES / "sar_app" / "template.yaml", RecordingLambdaControl(), moto_endpoint)
     assert stack.resources["App"].resource_type == "AWS::CloudFormation::Stack"
     assert stack.resources["App"].status is ResourceStatus.NOT_SUPPORTED
-    assert stack.resources["Fn"].status is ResourceStatus.SKIPPED
-    assert "AWS::Lambda::Function (Fn): not created because it refers to App, which was not created" in stack.warnings
+    assert stack.resources["App"].reason == (
+        "AWS::CloudFormation::Stack (App): nested stacks are not supported by the local cloud (this one is the "
+        "AWS::Serverless::Application App, which the local cloud never fetches); not created"
+    )
+    # The function only mentions the application (an environment variable): it is created, the mention left unresolved
+    assert stack.resources["Fn"].status is ResourceStatus.CREATE_COMPLETE
+    assert stack.resources["Fn"].properties["Environment"]["Variables"]["THING"] == (
+        "lambdalab-not-created-App.Outputs.Thing"
+    )
+    assert (
+        "AWS::Lambda::Function (Fn): property Environment refers to App (AWS::CloudFormation::Stack), which was not "
+        "created; the reference is left as the unresolved name lambdalab-not-created-App" in stack.warnings
+    )
     assert stack.resources["Independent"].status is ResourceStatus.CREATE_COMPLETE

@@ -66,7 +66,9 @@ def test_getatt_both_forms_and_unknown_attribute() -> None:
     resolver = make_resolver()
     assert resolver.resolve({"Fn::GetAtt": ["Table", "StreamArn"]}) == "arn:stream"
     assert resolver.resolve({"Fn::GetAtt": "Queue.Arn"}) == "arn:aws:sqs:eu-west-1:111122223333:lab-Queue"
-    with pytest.raises(IntrinsicError, match=r"Table .*has no attribute 'Nope'.*Arn, StreamArn"):
+    with pytest.raises(
+        IntrinsicError, match=r"resource Table does not support attribute type Nope in Fn::GetAtt.*Arn, StreamArn"
+    ):
         resolver.resolve({"Fn::GetAtt": ["Table", "Nope"]})
 
 
@@ -89,6 +91,7 @@ def test_join_select_split_getazs_base64_length() -> None:
     assert resolver.resolve({"Fn::Select": ["1", {"Ref": "Owners"}]}) == "bob"
     assert resolver.resolve({"Fn::Select": [0, {"Fn::Split": ["/", "x/y/z"]}]}) == "x"
     assert resolver.resolve({"Fn::GetAZs": ""}) == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+    assert len(resolver.resolve({"Fn::GetAZs": "us-east-1"})) == 6  # as EC2 lists them
     assert resolver.resolve({"Fn::GetAZs": {"Ref": "AWS::Region"}})[0] == "eu-west-1a"
     encoded = resolver.resolve({"Fn::Base64": {"Fn::Sub": "echo ${Stage}"}})
     assert base64.b64decode(encoded).decode() == "echo dev"
@@ -100,15 +103,17 @@ def test_select_out_of_range_is_an_error_with_its_path() -> None:
     with pytest.raises(IntrinsicError) as caught:
         resolver.resolve({"Env": {"Fn::Select": [5, ["a"]]}}, "Properties")
     assert caught.value.path == "Properties.Env.Fn::Select"
-    assert "out of range" in caught.value.message
+    assert caught.value.message.startswith("Template error: Fn::Select cannot select nonexistent value at index 5")
 
 
 def test_find_in_map_with_resolved_keys_and_default() -> None:
     resolver = make_resolver()
     assert resolver.resolve({"Fn::FindInMap": ["Sizes", {"Ref": "Stage"}, "Memory"]}) == 128
     assert resolver.resolve({"Fn::FindInMap": ["Sizes", "qa", "Memory", {"DefaultValue": 256}]}) == 256
-    with pytest.raises(IntrinsicError, match=r"Mappings.Sizes has no qa.Memory"):
+    with pytest.raises(IntrinsicError, match=r"Template error: Unable to get mapping for Sizes::qa::Memory"):
         resolver.resolve({"Fn::FindInMap": ["Sizes", "qa", "Memory"]})
+    with pytest.raises(IntrinsicError, match=r"Mapping named 'Nope' is not present in the 'Mappings' section"):
+        resolver.resolve({"Fn::FindInMap": ["Nope", "qa", "Memory"]})
 
 
 def test_to_json_string_resolves_inside_first() -> None:
@@ -144,17 +149,56 @@ def test_condition_cycle_and_unknown_condition() -> None:
 
 def test_unknown_reference_and_missing_resource() -> None:
     resolver = make_resolver()
-    with pytest.raises(IntrinsicError, match="'Nothing': no such parameter or resource") as caught:
+    with pytest.raises(
+        IntrinsicError, match=r"Unresolved resource dependencies \[Nothing\] in the Resources block"
+    ) as caught:
         resolver.resolve({"A": {"Ref": "Nothing"}}, "Properties")
     assert caught.value.path == "Properties.A.Ref"
+    with pytest.raises(IntrinsicError, match=r"\[Nothing\] in the Outputs block"):
+        resolver.resolve({"Fn::Sub": "${Nothing.Arn}"}, "Outputs.X.Value")
     with pytest.raises(MissingResource) as missing:
         resolver.resolve({"Fn::GetAtt": ["Rule", "Arn"]})
     assert missing.value.logical_id == "Rule"
 
 
-def test_unsupported_function_is_named() -> None:
-    with pytest.raises(IntrinsicError, match="Fn::ImportValue is not supported"):
+def test_unsupported_function_is_named_as_cloudformation_names_it() -> None:
+    with pytest.raises(IntrinsicError, match=r"Encountered unsupported function: Fn::Nope Supported functions are: \["):
+        make_resolver().resolve({"Fn::Nope": "x"})
+    with pytest.raises(IntrinsicError, match="Fn::Contains can only be used in the Rules section"):
+        make_resolver().resolve({"Fn::Contains": [["a"], "a"]})
+
+
+def test_import_value_reads_the_exports_of_the_local_cloud() -> None:
+    resolver = make_resolver(exports={"shared-queue-arn": "arn:aws:sqs:eu-west-1:111122223333:q"})
+    assert (
+        resolver.resolve({"Fn::ImportValue": {"Fn::Sub": "shared-queue-arn"}}) == "arn:aws:sqs:eu-west-1:111122223333:q"
+    )
+    with pytest.raises(IntrinsicError, match="No export named missing found in this local cloud"):
+        resolver.resolve({"Fn::ImportValue": "missing"})
+    with pytest.raises(IntrinsicError, match="No export named x found"):
         make_resolver().resolve({"Fn::ImportValue": "x"})
+
+
+def test_a_reference_to_a_resource_whose_condition_is_false_says_so() -> None:
+    resolver = make_resolver(inactive_resources={"ProdOnly": "IsProd"})
+    with pytest.raises(IntrinsicError, match="ProdOnly is not created: its Condition IsProd is false"):
+        resolver.resolve({"Ref": "ProdOnly"})
+
+
+def test_a_lenient_resolver_leaves_a_named_placeholder_for_a_resource_not_created() -> None:
+    # GIVEN Rule (AWS::Events::Rule) was declared but not created
+    resolver = Resolver(make_resolver().scope, lenient=True)
+    # WHEN an environment variable and a policy mention it
+    value = resolver.resolve(
+        {"Name": {"Ref": "Rule"}, "Arn": {"Fn::GetAtt": ["Rule", "Arn"]}, "S": {"Fn::Sub": "${Rule.Id}"}}
+    )
+    # THEN each reference reads as an unresolved name, and the resolver says which resources were missing
+    assert value == {
+        "Name": "lambdalab-not-created-Rule",
+        "Arn": "arn:aws:events:eu-west-1:111122223333:lambdalab-not-created-Rule",
+        "S": "lambdalab-not-created-Rule.Id",
+    }
+    assert set(resolver.missing) == {"Rule"}
 
 
 def test_references_follow_only_the_chosen_if_branch() -> None:

@@ -145,8 +145,8 @@ def test_yaml_syntax_error_names_file_and_line() -> None:
         load_document(path)
     # PyYAML notices the unclosed list on line 8; the message points back to where it started.
     assert caught.value.where == f"{path}:8"
-    assert "YAML syntax error" in caught.value.message
-    assert "flow sequence started on line 7" in caught.value.message
+    assert caught.value.message.startswith("Template format error: YAML not well-formed:")
+    assert "flow sequence on line 7" in caught.value.message
 
 
 def test_short_form_tags_are_parsed(tmp_path: Path) -> None:
@@ -159,11 +159,6 @@ def test_short_form_tags_are_parsed(tmp_path: Path) -> None:
     props = load_document(path)["Resources"]["Q"]["Properties"]
     assert props["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
     assert props["Tags"][0]["Value"] == {"Fn::GetAtt": ["X", "Arn"]}
-
-
-def test_template_without_resources_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="no Resources"):
-        load_document(write(tmp_path, "t.yaml", "Description: empty\n"))
 
 
 def test_sam_transform_keeps_local_code_and_inlines_the_state_machine_definition() -> None:
@@ -220,3 +215,78 @@ def test_managed_policy_loader_never_calls_iam() -> None:
     assert loader.load()["AWSLambdaSQSQueueExecutionRole"] == (
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
     )
+
+
+# --- .zip code packages ------------------------------------------------------------------------------------------
+
+ZIP_TEMPLATE = """Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: {code}
+      Handler: app.lambda_handler
+      Runtime: python3.12
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties:
+      Code: {code}
+      Handler: app.lambda_handler
+      Runtime: python3.12
+      Role: arn:aws:iam::123456789012:role/r
+"""
+
+
+def _zip(path: Path, files: dict[str, str]) -> Path:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o755 if name == "bootstrap" else 0o644) << 16
+            archive.writestr(info, text)
+    return path
+
+
+def _load(path: Path):
+    return load_template(path, parameter_values={}, region="us-east-1", account_id="123456789012", stack_name="z")
+
+
+def test_a_local_zip_code_uri_is_unpacked_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a function whose CodeUri is a .zip package (as `sam build --use-container` or a CI step leaves one)
+    monkeypatch.setenv("LAMBDALAB_CACHE_DIR", str(tmp_path / "cache"))
+    _zip(
+        tmp_path / "src" / "index.zip",
+        {"app.py": "def lambda_handler(e, c):\n    return 1\n", "bootstrap": "#!/bin/sh\n"},
+    )
+    template = write(tmp_path, "template.yaml", ZIP_TEMPLATE.format(code="src/index.zip"))
+    # WHEN it is loaded twice
+    first, second = _load(template), _load(template)
+    # THEN both functions run from one unpacked folder under the cache, keyed by the archive's hash
+    folder = first.code_dirs["Fn"]
+    assert folder == first.code_dirs["Plain"] == second.code_dirs["Fn"]
+    assert folder.parent == tmp_path / "cache" / "code"
+    assert (folder / "app.py").read_text().startswith("def lambda_handler")
+    assert (folder / "bootstrap").stat().st_mode & 0o111  # executable bits kept
+    # AND a changed archive is a new folder
+    _zip(tmp_path / "src" / "index.zip", {"app.py": "def lambda_handler(e, c):\n    return 2\n"})
+    assert _load(template).code_dirs["Fn"] != folder
+
+
+def test_a_zip_that_escapes_its_folder_or_a_file_that_is_no_zip_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMBDALAB_CACHE_DIR", str(tmp_path / "cache"))
+    _zip(tmp_path / "evil.zip", {"../outside.py": "x = 1\n"})
+    template = write(tmp_path, "template.yaml", ZIP_TEMPLATE.format(code="evil.zip"))
+    with pytest.raises(UserError, match="points outside the package"):
+        _load(template)
+    assert not (tmp_path / "cache" / "outside.py").exists()
+    (tmp_path / "notes.txt").write_text("not code")
+    template = write(tmp_path, "template.yaml", ZIP_TEMPLATE.format(code="notes.txt"))
+    with pytest.raises(UserError, match=r"is a file but not a \.zip archive"):
+        _load(template)
+    template = write(tmp_path, "template.yaml", ZIP_TEMPLATE.format(code="missing.zip"))
+    with pytest.raises(UserError, match=r"code folder .missing\.zip. does not exist"):
+        _load(template)

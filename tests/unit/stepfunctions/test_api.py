@@ -121,12 +121,43 @@ async def test_an_unreadable_body_is_a_serialization_error(routed: Any, raw: byt
     assert seen == []
 
 
-async def test_validate_state_machine_definition_answers_with_statelints_diagnostics(routed: Any) -> None:
+async def test_validate_state_machine_definition_answers_with_aws_diagnostics(routed: Any) -> None:
     server, seen = routed
     status, body, _ = await post(server, "ValidateStateMachineDefinition", json.dumps({"definition": BAD}).encode())
     assert status == 200 and body["result"] == "FAIL" and not body["truncated"]
-    assert body["diagnostics"][0]["severity"] == "ERROR"
-    assert 'does not have required field "Next"' in body["diagnostics"][0]["message"]
+    assert body["diagnostics"][0] == {
+        "severity": "ERROR",
+        "code": "SCHEMA_VALIDATION_FAILED",
+        "message": "These fields are required: [Next]",
+        "location": "/States/A",
+    }
     status, body, _ = await post(server, "ValidateStateMachineDefinition", json.dumps({"definition": GOOD}).encode())
     assert body == {"result": "OK", "diagnostics": [], "truncated": False}
+    # An express machine may not wait for a task token (the request's type is honoured)
+    wait = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Task", "End": True,
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"t.$": "$$.Task.Token"}}}}})  # fmt: skip
+    status, body, _ = await post(
+        server, "ValidateStateMachineDefinition", json.dumps({"definition": wait, "type": "EXPRESS"}).encode()
+    )
+    assert body["result"] == "FAIL" and body["diagnostics"][0]["location"] == "/States/A/Resource"
     assert seen == []
+
+
+async def test_what_the_local_interpreter_cannot_run_is_a_warning_in_validate_and_501_on_create(routed: Any) -> None:
+    # GIVEN a JSONata machine: AWS accepts it, moto's interpreter has no JSONata engine
+    server, seen = routed
+    jsonata = json.dumps({"QueryLanguage": "JSONata", "StartAt": "A",
+                          "States": {"A": {"Type": "Pass", "Output": "{% $states.input %}", "End": True}}})  # fmt: skip
+    status, body, _ = await post(server, "ValidateStateMachineDefinition", json.dumps({"definition": jsonata}).encode())
+    assert status == 200 and body["result"] == "OK"  # as AWS answers
+    assert body["diagnostics"] == [{
+        "severity": "WARNING", "code": "LOCAL_CLOUD_LIMIT", "location": "/QueryLanguage",
+        "message": "cannot run locally: JSONata (QueryLanguage for the whole state machine)",
+    }]  # fmt: skip
+    status, body, _ = await post(
+        server, "CreateStateMachine", json.dumps({"name": "m", "definition": jsonata, "roleArn": "r"}).encode()
+    )
+    assert status == 501 and body["__type"] == "NotImplemented"
+    assert "/QueryLanguage: JSONata" in body["message"] and "moto 5.2.5" in body["message"]
+    assert seen == []  # nothing reached moto

@@ -1,0 +1,5 @@
+import os
+
+
+def lambda_handler(event, context):
+    return {"message": f"{os.environ['GREETING']} {event.get('name', 'you')}", "version": context.function_version}

@@ -1,0 +1,5 @@
+import os
+
+
+def lambda_handler(event, context):
+    return {"greeting": os.environ["GREETING"], "where": os.environ["REGION_AND_STACK"], "echo": event}

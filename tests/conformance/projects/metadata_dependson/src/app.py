@@ -1,0 +1,5 @@
+import os
+
+
+def lambda_handler(event, context):
+    return os.environ["PREFIX"]

@@ -1,0 +1,5 @@
+import os
+
+
+def lambda_handler(event, context):
+    return {"machine": os.environ["MACHINE_ARN"]}

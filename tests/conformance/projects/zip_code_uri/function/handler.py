@@ -1,0 +1,5 @@
+from helpers.text import shout
+
+
+def main(event, context):
+    return shout(event["word"])
