@@ -26,6 +26,7 @@ from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.gateway import Gateway
+from lambdalab.logs.local import LocalLogs
 from lambdalab.moto_backend import MotoBackend
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
@@ -71,6 +72,7 @@ class LocalCloud:
         self._closers: list[Any] = []  # coroutine functions, awaited at stop
         self.run_dir: Path | None = None
         self._rest_apis: RestApis | None = None
+        self.logs: LocalLogs | None = None  # CloudWatch Logs: the store, its API and the writer Lambda and API GW use
 
     @property
     def url(self) -> str:
@@ -93,9 +95,26 @@ class LocalCloud:
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
         capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # DynamoDB metering, autoscaling
+
+        async def logs_fallback(request: web.Request, body: bytes) -> web.StreamResponse:
+            return await gateway.proxy(request, body)
+
+        self.logs = LocalLogs(
+            config.region,
+            config.account_id,
+            fallback=logs_fallback,  # Logs actions that name no log group (resource policies, ...) stay moto's
+            cloudwatch=local_client("cloudwatch", self.moto.url, config.region),  # embedded metric format
+        )
+        self.logs.start()
+        self._stoppers.append(self.logs.stop)
         gateway = Gateway(
             self.moto.url,
-            {"lambda": lambda_route, "cloudformation": cloudformation_route, "states": states_api.handle}
+            {
+                "lambda": lambda_route,
+                "cloudformation": cloudformation_route,
+                "states": states_api.handle,
+                "logs": self.logs.api.handle,
+            }
             | capacity.routes(),
             extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
         )
