@@ -176,6 +176,7 @@ class LocalCloud:
         self._closers.insert(0, capacity.stop)
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
         self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
+        self._rest_apis.log_sink = self.logs.writer.put  # stages' AccessLogSetting → their CloudWatch Logs group
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
