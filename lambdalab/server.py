@@ -28,6 +28,7 @@ from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
 from lambdalab.dynamodb.service import DynamoDbProcess
 from lambdalab.gateway import Gateway
+from lambdalab.logs.local import LocalLogs
 from lambdalab.moto_backend import HttpForwarder, InProcessXRay, MotoBackend
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
@@ -75,6 +76,7 @@ class LocalCloud:
         self.run_dir: Path | None = None
         self._rest_apis: RestApis | None = None
         self._deploy_lock = asyncio.Lock()
+        self.logs: LocalLogs | None = None  # CloudWatch Logs: the store, its API and the writer Lambda and API GW use
 
     @property
     def url(self) -> str:
@@ -103,6 +105,17 @@ class LocalCloud:
         async def dynamodb_route(request: web.Request) -> web.StreamResponse:
             return await dynamodb.respond(request, None, "dynamodb")
 
+        async def logs_fallback(request: web.Request, body: bytes) -> web.StreamResponse:
+            return await gateway.proxy(request, body)
+
+        self.logs = LocalLogs(
+            config.region,
+            config.account_id,
+            fallback=logs_fallback,  # Logs actions that name no log group (resource policies, ...) stay moto's
+            cloudwatch=local_client("cloudwatch", self.moto.url, config.region),  # embedded metric format
+        )
+        self.logs.start()
+        self._stoppers.append(self.logs.stop)
         gateway = Gateway(
             self.moto,
             {
@@ -110,6 +123,7 @@ class LocalCloud:
                 "cloudformation": cloudformation_route,
                 "states": states_api.handle,
                 "dynamodb": dynamodb_route,
+                "logs": self.logs.api.handle,
             }
             | capacity.routes(),
             extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
@@ -180,6 +194,7 @@ class LocalCloud:
         self._closers.insert(0, capacity.stop)
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
         self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
+        self._rest_apis.log_sink = self.logs.writer.put  # stages' AccessLogSetting → their CloudWatch Logs group
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from lambdalab.apigateway import accesslog
 from lambdalab.apigateway.metrics import NAMESPACE, ApiMetrics, ApiRequest
 from lambdalab.apigateway.proxy import (
     INTEGRATION_TIMEOUT_S,
@@ -56,6 +57,7 @@ class Outcome(Protocol):
 
 
 Invoker = Callable[[str, bytes, str | None], Awaitable[Outcome]]  # (function arn, payload, trace header)
+LogSink = Callable[[str, str, list[tuple[int, str]]], None]  # (group, stream, events): the CloudWatch Logs writer
 Proxy = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -144,6 +146,7 @@ class RestApis:
         self._abandoned: set[asyncio.Task[Any]] = set()  # invocations API Gateway stopped waiting for (504)
         self.metrics: ApiMetrics | None = None
         self._publisher: Any = None
+        self.log_sink: LogSink | None = None  # stages' AccessLogSetting lines go here (CloudWatch Logs)
 
     def publish_metrics(self, cloudwatch_client: Any, time_scale: float) -> None:
         """Send AWS/ApiGateway metrics to CloudWatch from now on (a background thread, twice a period, <= 5 s)."""
@@ -250,6 +253,35 @@ class RestApis:
                     "error": response.error or None,
                 }
             )
+        setting = found.stage.access_log if found is not None else None
+        if setting is not None and self.log_sink is not None:
+            variables = accesslog.rest_context(
+                request_id=request_id,
+                extended_request_id=_apigw_id(),
+                api_id=api_id,
+                stage=stage_name,
+                account_id=self.account_id,
+                http_method=request.method,
+                path=f"/{stage_name}{path}",
+                resource_path=resource_path,
+                resource_id=found.resource.id if found is not None else None,
+                protocol=f"HTTP/{request.version.major}.{request.version.minor}",
+                source_ip=request.remote or "127.0.0.1",
+                user_agent=request.headers.get("User-Agent"),
+                domain_name=request.host,
+                request_time=request_time(epoch_ms),
+                request_time_epoch_ms=epoch_ms,
+                status=response.status,
+                response_length=len(response.body),
+                response_latency_ms=latency,
+                integration_latency_ms=integration_latency,
+                integration_status=None if integration_latency is None else self._integration_status(response),
+                error_message=_error_message(response),
+                error_type=response.failure.name if response.failure is not None else None,
+                xray_trace_id=_root_of(request.headers.get("X-Amzn-Trace-Id")),
+            )
+            line = accesslog.format_line(setting.format, variables)
+            self.log_sink(setting.log_group, accesslog.stream_name(api_id, stage_name), [(epoch_ms, line)])
         out = web.Response(status=response.status, body=response.body)
         for name, value in response.headers:
             out.headers.add(name, value)
@@ -315,6 +347,26 @@ class RestApis:
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.stop)  # publishes the open period too
             self._publisher = None
+
+
+def _error_message(response: HttpResponse) -> str | None:
+    """$context.error.message: the gateway's message when it answered an error itself."""
+    if response.failure is None:
+        return None
+    try:
+        return str(json.loads(response.body).get("message")) or None
+    except (ValueError, AttributeError):
+        return None
+
+
+def _root_of(trace_header: str | None) -> str | None:
+    if not trace_header:
+        return None
+    for part in trace_header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "Root":
+            return value
+    return None
 
 
 def moto_table_loader(moto_url: str, region: str) -> Callable[[], RouteTable]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from lambdalab.apigateway.accesslog import AccessLogSetting
+
 LOG = logging.getLogger(__name__)
 
 # arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function arn}/invocations
@@ -61,6 +63,7 @@ class Stage:
     name: str
     variables: Mapping[str, str] = field(default_factory=dict)
     deployment_id: str = ""
+    access_log: AccessLogSetting | None = None  # the stage's accessLogSettings (destination + format)
 
 
 @dataclass(frozen=True)
@@ -171,10 +174,19 @@ def table_from_api(apis: Iterable[Mapping[str, Any]], fetch: Any) -> RouteTable:
                 )
             resources.append(Resource(res["id"], res.get("path") or "/", methods))
         stages = {
-            s["stageName"]: Stage(s["stageName"], dict(s.get("variables") or {}), s.get("deploymentId") or "")
+            s["stageName"]: Stage(
+                s["stageName"], dict(s.get("variables") or {}), s.get("deploymentId") or "", _access_log(s)
+            )
             for s in stage_items
         }
         table.apis[item["id"]] = RestApi(
             item["id"], item.get("name") or "", tuple(resources), stages, tuple(item.get("binaryMediaTypes") or ())
         )
     return table
+
+
+def _access_log(stage: dict[str, Any]) -> AccessLogSetting | None:
+    settings = stage.get("accessLogSettings") or {}
+    if settings.get("destinationArn") and settings.get("format"):
+        return AccessLogSetting(str(settings["destinationArn"]), str(settings["format"]))
+    return None

@@ -903,6 +903,19 @@ def api_stage(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
     if props.get("Tags"):
         params["tags"] = _tags_dict(props["Tags"])
     call(ctx, "apigateway", "CreateStage", params)
+    access_log = props.get("AccessLogSetting") or {}
+    if access_log.get("DestinationArn"):  # the local REST API endpoint writes these lines into CloudWatch Logs
+        operations = [
+            {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": access_log["DestinationArn"]}
+        ]
+        if access_log.get("Format"):
+            operations.append({"op": "replace", "path": "/accessLogSettings/format", "value": access_log["Format"]})
+        call(
+            ctx,
+            "apigateway",
+            "UpdateStage",
+            {"restApiId": props["RestApiId"], "stageName": props["StageName"], "patchOperations": operations},
+        )
     if props.get("MethodSettings"):
         ctx.note_difference("API Gateway MethodSettings (throttling, logging, metrics) are accepted but not applied")
     return Created(str(props["StageName"]))
@@ -1042,7 +1055,7 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
     "AWS::ApiGateway::Deployment": frozenset({"RestApiId", "StageName", "Description"}),
     "AWS::ApiGateway::Stage": frozenset({
         "RestApiId", "StageName", "DeploymentId", "Description", "Variables", "TracingEnabled",
-        "CacheClusterEnabled", "Tags", "MethodSettings",
+        "CacheClusterEnabled", "Tags", "MethodSettings", "AccessLogSetting",
     }),
     "AWS::ApiGateway::Account": frozenset({"CloudWatchRoleArn"}),
     "AWS::ApiGateway::Resource": frozenset({"RestApiId", "ParentId", "PathPart"}),

@@ -1,0 +1,1 @@
+"""CloudWatch Logs in the local cloud: Lambda's log formats, the log store and its API, Logs Insights, EMF."""
