@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.cloud import terminate_with_parent
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +47,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ]  # fmt: skip
     began = time.monotonic()
     process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=terminate_with_parent,  # noqa: PLW1509 -- one prctl call, see tests.support.cloud
     )
     try:
         stdout, stderr = process.communicate(timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -24,6 +25,8 @@ from botocore.config import Config
 from lambdalab import constants
 
 BIN = Path(sys.executable).parent
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None)  # loaded here: the child between fork and exec only calls into it
 
 
 @dataclass
@@ -109,6 +112,12 @@ class RunningCloud:
             self.descendants |= {p.pid for p in psutil.Process(self.process.pid).children(recursive=True)}
 
 
+def terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM it if pytest dies (killed by a timeout, say), so `lambdalab up` shuts down
+    its environments instead of running on as an orphan."""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 @contextmanager
 def local_cloud(
     template: Path | None, tmp: Path, extra: Sequence[str] = (), ready_timeout: float = 120.0
@@ -120,7 +129,14 @@ def local_cloud(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["LAMBDALAB_HOST_SECRET"] = "must-not-leak"  # the environments must never see the host's variables
     process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp, start_new_session=True
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp,
+        start_new_session=True,
+        preexec_fn=terminate_with_parent,  # noqa: PLW1509 -- one prctl call, no lock taken, libc loaded already
     )
     lines: queue.Queue[str | None] = queue.Queue()
     stderr_lines: list[str] = []
