@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from lambdalab import moto_errors
+
 LOG = logging.getLogger(__name__)
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
@@ -84,7 +86,45 @@ class Gateway:
         ) as upstream:
             payload = await upstream.read()
             out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
+            missing = upstream.headers.get(moto_errors.NOT_IMPLEMENTED_HEADER)
+            if missing is not None or (
+                upstream.status >= 500 and upstream.headers.get("Content-Type", "").startswith("text/html")
+            ):
+                return await self._aws_error(request, body, missing)
+            if request.method == "HEAD" and "Content-Length" in upstream.headers:
+                # A HEAD answer has no body but must keep the length of the one it describes (HeadObject's
+                # ContentLength: the AWS CLI's `s3 cp` and boto3's download_file read it).
+                out_headers["Content-Length"] = upstream.headers["Content-Length"]
+                return web.Response(status=upstream.status, headers=out_headers)
             return web.Response(status=upstream.status, body=payload, headers=out_headers)
+
+    async def _aws_error(self, request: web.Request, body: bytes, missing: str | None) -> web.StreamResponse:
+        """moto lacks the operation (or failed with an HTML page): answer in the protocol the client speaks."""
+        service = service_of(request)
+        form = None
+        if request.content_type == "application/x-www-form-urlencoded":
+            from urllib.parse import parse_qs
+
+            form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+        protocol = moto_errors.protocol_of(service, request.headers, request.query, form)
+        operation = (
+            request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+            or request.query.get("Action")
+            or (form or {}).get("Action")
+            or f"{request.method} {request.path}"
+        )
+        if missing is not None:
+            message = f"{service or 'this service'} {operation} is not implemented by the local cloud ({missing})"
+        else:
+            message = f"the local cloud failed on {service or 'this service'} {operation} (an internal error)"
+        LOG.warning("%s", message)
+        status, headers, payload = moto_errors.error_response(
+            protocol,
+            not_implemented=missing is not None,
+            message=message,
+            content_type=request.headers.get("Content-Type") if protocol == "json" else None,
+        )
+        return web.Response(status=status, body=payload, headers=headers)
 
     async def _close(self, app: web.Application) -> None:
         if self._session is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalab import constants
+from lambdalab import constants, moto_errors
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
@@ -23,13 +23,21 @@ from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
 from lambdalab.awslambda.sqs_moto import speed_up_moto_sqs
+from lambdalab.clock import EpochClock
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.gateway import Gateway
 from lambdalab.moto_backend import MotoBackend
+from lambdalab.observe.metrics import MetricsPublisher
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
 from lambdalab.observe.xray import SamplingRule
+from lambdalab.sources import moto_hooks
+from lambdalab.sources.esm_metrics import EsmMetrics
+from lambdalab.sources.invoke import LambdaServiceInvoker, LoopBridge
+from lambdalab.sources.router import SourceRouter
+from lambdalab.sources.scheduler import Scheduler
+from lambdalab.sqs_redrive import MessageMoveTasks
 from lambdalab.stepfunctions.api import StatesApi
 from lambdalab.stepfunctions.local import enable as enable_stepfunctions
 
@@ -71,6 +79,8 @@ class LocalCloud:
         self._closers: list[Any] = []  # coroutine functions, awaited at stop
         self.run_dir: Path | None = None
         self._rest_apis: RestApis | None = None
+        self.router: SourceRouter | None = None  # SNS, EventBridge and S3 deliveries (lambdalab.sources)
+        self.scheduler: Scheduler | None = None  # Scheduler schedules and scheduled rules
 
     @property
     def url(self) -> str:
@@ -78,6 +88,7 @@ class LocalCloud:
 
     async def start(self) -> None:
         config = self.config
+        moto_errors.install()  # what moto lacks answers an AWS-shaped error, not an HTML page
         self.moto.start()
         self._stoppers.append(self.moto.stop)
         # Bind first, so functions and the deployer know the URL before anything is created.
@@ -92,10 +103,21 @@ class LocalCloud:
 
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
+        move_tasks = MessageMoveTasks(self.moto.url, config.region)  # SQS DLQ redrive, which moto lacks
+        self._closers.append(move_tasks.close)
+
+        async def sqs_route(request: web.Request) -> web.StreamResponse:
+            return await move_tasks.handle(request) or await gateway.proxy(request)
+
         capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # DynamoDB metering, autoscaling
         gateway = Gateway(
             self.moto.url,
-            {"lambda": lambda_route, "cloudformation": cloudformation_route, "states": states_api.handle}
+            {
+                "lambda": lambda_route,
+                "cloudformation": cloudformation_route,
+                "states": states_api.handle,
+                "sqs": sqs_route,
+            }
             | capacity.routes(),
             extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
         )
@@ -152,6 +174,7 @@ class LocalCloud:
         self.service.event_sender = self._send_event
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
         self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
+        self._wire_sources()
         await self.service.start()
         capacity.start(self._url, self.service)
         self._closers.insert(0, capacity.stop)
@@ -159,6 +182,40 @@ class LocalCloud:
         self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
+
+    def _wire_sources(self) -> None:
+        """Event sources: stream mappings invoke synchronously and SNS, EventBridge, Scheduler and S3 asynchronously,
+        all through the Lambda service's invoke (lambdalab.sources.invoke's adapter); ESM metrics to CloudWatch."""
+        assert self.service is not None
+        config = self.config
+        invoker = LambdaServiceInvoker(self.service)
+        self.service.event_sources.stream_invoker = invoker
+        esm_metrics = EsmMetrics(EpochClock(), time_scale=config.time_scale)
+        self.service.event_sources.metrics = esm_metrics
+        publisher = MetricsPublisher(
+            esm_metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
+            local_client("cloudwatch", self.moto.url, config.region),
+            max(0.5, min(5.0, esm_metrics.period_s / 2)),
+            namespace="AWS/Lambda",
+        )
+        publisher.start()
+        self._stoppers.append(publisher.stop)
+        self.router = SourceRouter(
+            bridge=LoopBridge(asyncio.get_running_loop()),
+            invoker=invoker,
+            moto_url=self.moto.url,
+            gateway_url=self._url,
+            region=config.region,
+            account_id=config.account_id,
+            time_scale=config.time_scale,
+        )
+        moto_hooks.install(self.router)
+        self._stoppers.append(moto_hooks.uninstall)
+        self.scheduler = Scheduler(
+            self.router, region=config.region, account_id=config.account_id, time_scale=config.time_scale
+        )
+        self.scheduler.start()
+        self._closers.insert(0, self.scheduler.stop)
 
     async def deploy(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
         assert self.service is not None

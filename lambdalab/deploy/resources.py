@@ -486,7 +486,9 @@ def sns_subscription(ctx: ProvisionContext, logical_id: str, props: dict[str, An
     if "Endpoint" in props:
         params["Endpoint"] = props["Endpoint"]
     attributes = {
-        k: _queue_attribute(props[k]) for k in ("RawMessageDelivery", "FilterPolicy", "RedrivePolicy") if k in props
+        k: _queue_attribute(props[k])
+        for k in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "DeliveryPolicy")
+        if k in props
     }
     if attributes:
         params["Attributes"] = attributes
@@ -509,7 +511,11 @@ def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
             "PutBucketVersioning",
             {"Bucket": name, "VersioningConfiguration": props["VersioningConfiguration"]},
         )
-    unknown = sorted(set(props) - {"BucketName", "Tags", "VersioningConfiguration"})
+    if props.get("NotificationConfiguration"):
+        from lambdalab.deploy.source_resources import bucket_notifications
+
+        bucket_notifications(ctx, logical_id, name, props["NotificationConfiguration"])
+    unknown = sorted(set(props) - {"BucketName", "Tags", "VersioningConfiguration", "NotificationConfiguration"})
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
     return Created(
@@ -941,7 +947,8 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "Tags", "Subscription",
     }),
     "AWS::SNS::Subscription": frozenset({
-        "TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "FilterPolicy", "RedrivePolicy",
+        "TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy",
+        "DeliveryPolicy", "Region",
     }),
     "AWS::S3::Bucket": None,
     "AWS::DynamoDB::Table": None,
@@ -967,6 +974,17 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "RestApiId", "ResourceId", "HttpMethod", "AuthorizationType", "ApiKeyRequired", "Integration",
     }),
 }  # fmt: skip
+
+
+def _register_source_types() -> None:
+    """The event-source types (EventBridge, Scheduler, Kinesis, SNS topic policies) live in their own module."""
+    from lambdalab.deploy import source_resources
+
+    PROVISIONERS.update(source_resources.PROVISIONERS)
+    APPLIED_PROPERTIES.update(source_resources.APPLIED_PROPERTIES)
+
+
+_register_source_types()
 
 
 def new_stack_id(region: str, account_id: str, stack_name: str) -> str:
