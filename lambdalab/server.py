@@ -15,7 +15,16 @@ from typing import Any
 from aiohttp import web
 
 from lambdalab import constants, moto_errors
-from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
+from lambdalab.apigateway.http_api import HttpApiMetrics, HttpApis, local_http_api_url, moto_http_table_loader
+from lambdalab.apigateway.local import (
+    _USER_PATH,
+    ACCESS_LOG,
+    AccessLog,
+    RestApis,
+    is_user_request,
+    local_api_url,
+    moto_table_loader,
+)
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.environments import EnvironmentHost
@@ -130,6 +139,10 @@ class LocalCloud:
             access_log=None,
         )
         self._closers.append(self._rest_apis.close)
+        self._http_apis = HttpApis(  # HTTP APIs share the REST APIs' local URL form and access log
+            moto_http_table_loader(self.moto.url, config.region), self._invoke_for_api, account_id=config.account_id
+        )
+        self._closers.append(self._http_apis.close)
         self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
@@ -154,6 +167,15 @@ class LocalCloud:
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
         self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
+        self._http_apis.metrics = HttpApiMetrics(time_scale=config.time_scale)
+        http_publisher = MetricsPublisher(
+            self._http_apis.metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
+            local_client("cloudwatch", self.moto.url, config.region),
+            max(0.5, min(5.0, self._http_apis.metrics.period_s / 2)),
+            namespace="AWS/ApiGateway",
+        )
+        http_publisher.start()
+        self._stoppers.append(http_publisher.stop)
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         self.host = EnvironmentHost(run_dir=self.run_dir)
@@ -180,6 +202,7 @@ class LocalCloud:
         self._closers.insert(0, capacity.stop)
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
         self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
+        self._http_apis.access_log = self._rest_apis.access_log
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
@@ -233,8 +256,11 @@ class LocalCloud:
         self.stacks[stack.stack_name] = stack
         if self._rest_apis is not None:  # routes from the new APIs; their execute-api outputs name the local endpoint
             table = await self._rest_apis.reload()
+            http_table = await self._http_apis.reload()
+            http_stages = {api_id: set(api.stages) for api_id, api in http_table.apis.items()}
             for output in stack.outputs.values():
                 output.value = local_api_url(output.value, self._url, set(table.apis))
+                output.value = local_http_api_url(output.value, self._url, http_stages)
         self.warnings.extend(stack.warnings)
         if self.telemetry is not None:
             rules = [
@@ -291,7 +317,15 @@ class LocalCloud:
         return web.Response(status=status, body=body.encode(), content_type="text/xml")
 
     async def _rest_api_route(self, request: web.Request) -> web.StreamResponse:
+        """`/restapis/{api}/{stage}/_user_request_/...`: an HTTP API's request if the id is one, else a REST API's."""
         assert self._rest_apis is not None
+        match = _USER_PATH.match(request.rel_url.raw_path) if is_user_request(request) else None
+        if match is not None:
+            api_id = match.group("api")
+            rest = self._rest_apis.table
+            if (rest is None or api_id not in rest.apis) and await self._http_apis.knows(api_id):
+                stage = match.group("stage").replace("%24", "$")
+                return await self._http_apis.handle(request, api_id, stage, match.group("path") or "/")
         return await self._rest_apis.handle(request)
 
     async def _invoke_for_api(self, function_arn: str, payload: bytes, trace_header: str | None) -> Any:

@@ -733,7 +733,19 @@ def state_machine(ctx: ProvisionContext, logical_id: str, props: dict[str, Any])
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
 
 
-def _import_openapi_paths(ctx: ProvisionContext, api_id: str, root_id: str, body: Mapping[str, Any]) -> None:
+def _warn_unserved_integration(ctx: ProvisionContext, logical_id: str, method: str, path: str, kind: str) -> None:
+    """Only Lambda proxy integrations are served locally: any other type is named at deploy, not a silent 500."""
+    if str(kind).upper() != "AWS_PROXY":
+        ctx.warnings.append(
+            f"{ctx.types.get(logical_id, 'AWS::ApiGateway::RestApi')} ({logical_id}): {method} {path} has a "
+            f"{str(kind).upper()} integration, which the local cloud does not serve (mapping templates are not run); "
+            "requests to it answer 500"
+        )
+
+
+def _import_openapi_paths(
+    ctx: ProvisionContext, api_id: str, root_id: str, body: Mapping[str, Any], logical_id: str = ""
+) -> None:
     """Create resources, methods and integrations from an OpenAPI/Swagger body.
 
     Written here because moto's put_rest_api reads only OpenAPI 3 and skips x-amazon-apigateway-integration, while
@@ -783,6 +795,7 @@ def _import_openapi_paths(ctx: ProvisionContext, api_id: str, root_id: str, body
                         integration["uri"] if isinstance(integration["uri"], str) else json.dumps(integration["uri"])
                     )
                 call(ctx, "apigateway", "PutIntegration", params)
+                _warn_unserved_integration(ctx, logical_id, http_method, path, params["type"])
 
 
 def rest_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
@@ -800,7 +813,7 @@ def rest_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> C
     resources = call(ctx, "apigateway", "GetResources", {"restApiId": api["id"]})["items"]
     root_id = next(item["id"] for item in resources if item["path"] == "/")
     if isinstance(body, dict):
-        _import_openapi_paths(ctx, api["id"], root_id, body)
+        _import_openapi_paths(ctx, api["id"], root_id, body, logical_id)
     return Created(api["id"], {"RootResourceId": root_id, "RestApiId": api["id"]})
 
 
@@ -877,6 +890,7 @@ def api_method(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) ->
         if "Uri" in integration:
             params["uri"] = integration["Uri"]
         call(ctx, "apigateway", "PutIntegration", params)
+        _warn_unserved_integration(ctx, logical_id, str(props["HttpMethod"]), str(props["ResourceId"]), params["type"])
     return Created(f"{props['RestApiId']}-{props['ResourceId']}-{props['HttpMethod']}")
 
 

@@ -4,11 +4,13 @@ local cloud's router and scheduler deliver from it. Registered into lambdalab.de
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from lambdalab.deploy.resources import (
     Created,
+    NotCreated,
     ProvisionContext,
     Provisioner,
     _int,
@@ -229,6 +231,170 @@ def bucket_notifications(ctx: ProvisionContext, logical_id: str, bucket: str, co
     )
 
 
+# --- API Gateway HTTP APIs (v2) -------------------------------------------------------------------------------------
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
+
+
+def _integration_uri(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _create_integration(ctx: ProvisionContext, api_id: str, spec: dict[str, Any]) -> str:
+    params: dict[str, Any] = {"ApiId": api_id, "IntegrationType": str(spec.get("type", "aws_proxy")).upper()}
+    if spec.get("uri"):
+        params["IntegrationUri"] = _integration_uri(spec["uri"])
+    if spec.get("httpMethod"):
+        params["IntegrationMethod"] = spec["httpMethod"]
+    params["PayloadFormatVersion"] = str(spec.get("payloadFormatVersion") or "2.0")
+    if spec.get("timeoutInMillis"):
+        params["TimeoutInMillis"] = _int(spec["timeoutInMillis"])
+    return str(call(ctx, "apigatewayv2", "CreateIntegration", params)["IntegrationId"])
+
+
+def _import_http_api(ctx: ProvisionContext, logical_id: str, api_id: str, body: dict[str, Any]) -> None:
+    """Routes and integrations from an OpenAPI 3 body with x-amazon-apigateway-integration (what SAM generates).
+
+    Written here because moto's ImportApi turns `x-amazon-apigateway-any-method` into a route key of that name and
+    `$default` into a path, and reads YAML only."""
+    for path, operations in (body.get("paths") or {}).items():
+        for method, operation in (operations or {}).items():
+            if method.lower() not in _METHODS or not isinstance(operation, dict):
+                continue
+            verb = "ANY" if method.lower() == "x-amazon-apigateway-any-method" else method.upper()
+            route_key = "$default" if path == "$default" else f"{verb} {path}"
+            params: dict[str, Any] = {"ApiId": api_id, "RouteKey": route_key}
+            integration = operation.get("x-amazon-apigateway-integration")
+            if isinstance(integration, dict):
+                kind = str(integration.get("type", "aws_proxy")).upper()
+                if kind != "AWS_PROXY":
+                    ctx.warnings.append(
+                        f"AWS::ApiGatewayV2::Api ({logical_id}): route {route_key} has a {kind} integration, which "
+                        "the local cloud does not serve (requests to it answer 500)"
+                    )
+                params["Target"] = f"integrations/{_create_integration(ctx, api_id, integration)}"
+            if operation.get("security"):
+                ctx.warnings.append(
+                    f"AWS::ApiGatewayV2::Api ({logical_id}): route {route_key} has an authorizer, which is not "
+                    "applied locally (every request is let through)"
+                )
+            call(ctx, "apigatewayv2", "CreateRoute", params)
+    if body.get("x-amazon-apigateway-cors"):
+        ctx.warn_ignored(logical_id, ["Body.x-amazon-apigateway-cors (CORS preflight is not answered locally)"])
+
+
+def http_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    protocol = str(props.get("ProtocolType", "HTTP")).upper()
+    if protocol != "HTTP" and not props.get("Body"):
+        raise NotCreated(f"{protocol} APIs (API Gateway v2 WebSocket APIs) are not served by the local cloud")
+    if props.get("BodyS3Location") and not props.get("Body"):
+        raise NotCreated("BodyS3Location is not supported locally; give the OpenAPI document inline (Body)")
+    body = props.get("Body")
+    if isinstance(body, str):
+        import yaml
+
+        body = yaml.safe_load(body)
+    title = body.get("info", {}).get("title") if isinstance(body, dict) else None
+    name = str(props.get("Name") or title or physical_name(ctx.stack_name, logical_id, limit=128))
+    params: dict[str, Any] = {"Name": name, "ProtocolType": "HTTP"}
+    for key in ("Description", "Version", "DisableExecuteApiEndpoint", "CorsConfiguration"):
+        if props.get(key) is not None:
+            params[key] = props[key]
+    if props.get("Tags"):
+        params["Tags"] = _tags_dict(props["Tags"])
+    api = call(ctx, "apigatewayv2", "CreateApi", params)
+    api_id = str(api["ApiId"])
+    if isinstance(body, dict):
+        _import_http_api(ctx, logical_id, api_id, body)
+    if props.get("Target"):  # quick create: one integration, one route, the $default stage
+        integration = _create_integration(ctx, api_id, {"uri": props["Target"], "type": "AWS_PROXY"})
+        call(
+            ctx,
+            "apigatewayv2",
+            "CreateRoute",
+            {"ApiId": api_id, "RouteKey": props.get("RouteKey") or "$default", "Target": f"integrations/{integration}"},
+        )
+        call(ctx, "apigatewayv2", "CreateStage", {"ApiId": api_id, "StageName": "$default", "AutoDeploy": True})
+    if props.get("CorsConfiguration"):
+        ctx.note_difference("HTTP API CorsConfiguration is stored but CORS preflight requests are not answered locally")
+    endpoint = f"https://{api_id}.execute-api.{ctx.region}.amazonaws.com"
+    return Created(api_id, {"ApiEndpoint": endpoint, "ApiId": api_id})
+
+
+def http_stage(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"ApiId": props["ApiId"], "StageName": props["StageName"]}
+    for key in ("AutoDeploy", "DeploymentId", "Description", "StageVariables", "DefaultRouteSettings", "RouteSettings"):
+        if props.get(key) is not None:
+            params[key] = props[key]
+    if props.get("Tags"):
+        params["Tags"] = _tags_dict(props["Tags"])
+    call(ctx, "apigatewayv2", "CreateStage", params)
+    if props.get("AccessLogSettings"):
+        ctx.warnings.append(
+            f"AWS::ApiGatewayV2::Stage ({logical_id}): AccessLogSettings is not applied locally; every request is "
+            "logged to api-access.jsonl in the run directory (the REST APIs' log)"
+        )
+    if props.get("DefaultRouteSettings") or props.get("RouteSettings"):
+        ctx.note_difference("HTTP API route throttling settings are stored but not applied locally")
+    return Created(str(props["StageName"]))
+
+
+def http_route(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"ApiId": props["ApiId"], "RouteKey": props["RouteKey"]}
+    for key in ("Target", "AuthorizationType", "AuthorizerId", "AuthorizationScopes", "ApiKeyRequired",
+                "OperationName", "RequestParameters"):  # fmt: skip
+        if props.get(key) is not None:
+            params[key] = props[key]
+    if str(props.get("AuthorizationType", "NONE")).upper() != "NONE":
+        ctx.warnings.append(
+            f"AWS::ApiGatewayV2::Route ({logical_id}): AuthorizationType {props['AuthorizationType']} is not applied "
+            "locally (every request is let through)"
+        )
+    route = call(ctx, "apigatewayv2", "CreateRoute", params)
+    return Created(str(route["RouteId"]), {"RouteId": route["RouteId"]})
+
+
+def http_integration(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"ApiId": props["ApiId"], "IntegrationType": str(props["IntegrationType"]).upper()}
+    keys = ("IntegrationUri", "IntegrationMethod", "PayloadFormatVersion", "TimeoutInMillis", "Description",
+            "ConnectionType", "ConnectionId", "CredentialsArn", "RequestParameters", "ResponseParameters")  # fmt: skip
+    for key in keys:
+        if props.get(key) is not None:
+            params[key] = props[key]
+    if params["IntegrationType"] != "AWS_PROXY":
+        ctx.warnings.append(
+            f"AWS::ApiGatewayV2::Integration ({logical_id}): {params['IntegrationType']} integrations are not served "
+            "locally (their routes answer 500); Lambda proxy (AWS_PROXY) integrations are"
+        )
+    integration = call(ctx, "apigatewayv2", "CreateIntegration", params)
+    return Created(str(integration["IntegrationId"]), {"IntegrationId": integration["IntegrationId"]})
+
+
+def http_deployment(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    params: dict[str, Any] = {"ApiId": props["ApiId"]}
+    for key in ("StageName", "Description"):
+        if props.get(key):
+            params[key] = props[key]
+    deployment = call(ctx, "apigatewayv2", "CreateDeployment", params)
+    ctx.note_difference("HTTP API deployments are not snapshots locally: every stage serves the current routes")
+    return Created(str(deployment["DeploymentId"]), {"DeploymentId": deployment["DeploymentId"]})
+
+
+def http_authorizer(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    params = {k: props[k] for k in ("ApiId", "AuthorizerType", "Name", "IdentitySource", "AuthorizerUri",
+                                    "JwtConfiguration", "AuthorizerPayloadFormatVersion", "EnableSimpleResponses",
+                                    "AuthorizerResultTtlInSeconds") if props.get(k) is not None}  # fmt: skip
+    created = call(ctx, "apigatewayv2", "CreateAuthorizer", params)
+    ctx.warnings.append(
+        f"AWS::ApiGatewayV2::Authorizer ({logical_id}): created but not applied locally (requests are not authorized)"
+    )
+    return Created(str(created["AuthorizerId"]), {"AuthorizerId": created["AuthorizerId"]})
+
+
+def http_domain(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
+    raise NotCreated("custom domain names need DNS and certificates; use the local execute-api URL")
+
+
 PROVISIONERS: dict[str, Provisioner] = {
     "AWS::Events::EventBus": events_bus,
     "AWS::Events::Rule": events_rule,
@@ -236,6 +402,14 @@ PROVISIONERS: dict[str, Provisioner] = {
     "AWS::Scheduler::Schedule": schedule,
     "AWS::Kinesis::Stream": kinesis_stream,
     "AWS::SNS::TopicPolicy": sns_topic_policy,
+    "AWS::ApiGatewayV2::Api": http_api,
+    "AWS::ApiGatewayV2::Stage": http_stage,
+    "AWS::ApiGatewayV2::Route": http_route,
+    "AWS::ApiGatewayV2::Integration": http_integration,
+    "AWS::ApiGatewayV2::Deployment": http_deployment,
+    "AWS::ApiGatewayV2::Authorizer": http_authorizer,
+    "AWS::ApiGatewayV2::DomainName": http_domain,
+    "AWS::ApiGatewayV2::ApiMapping": http_domain,
 }
 
 APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
@@ -255,6 +429,26 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "Name", "ShardCount", "StreamModeDetails", "RetentionPeriodHours", "Tags", "StreamEncryption",
     }),
     "AWS::SNS::TopicPolicy": frozenset({"PolicyDocument", "Topics"}),
+    "AWS::ApiGatewayV2::Api": frozenset({
+        "Name", "ProtocolType", "Body", "BodyS3Location", "Target", "RouteKey", "Description", "Version",
+        "DisableExecuteApiEndpoint", "CorsConfiguration", "Tags", "FailOnWarnings",
+    }),
+    "AWS::ApiGatewayV2::Stage": frozenset({
+        "ApiId", "StageName", "AutoDeploy", "DeploymentId", "Description", "StageVariables", "DefaultRouteSettings",
+        "RouteSettings", "Tags", "AccessLogSettings",
+    }),
+    "AWS::ApiGatewayV2::Route": frozenset({
+        "ApiId", "RouteKey", "Target", "AuthorizationType", "AuthorizerId", "AuthorizationScopes", "ApiKeyRequired",
+        "OperationName", "RequestParameters",
+    }),
+    "AWS::ApiGatewayV2::Integration": frozenset({
+        "ApiId", "IntegrationType", "IntegrationUri", "IntegrationMethod", "PayloadFormatVersion", "TimeoutInMillis",
+        "Description", "ConnectionType", "ConnectionId", "CredentialsArn", "RequestParameters", "ResponseParameters",
+    }),
+    "AWS::ApiGatewayV2::Deployment": frozenset({"ApiId", "StageName", "Description"}),
+    "AWS::ApiGatewayV2::Authorizer": None,
+    "AWS::ApiGatewayV2::DomainName": None,
+    "AWS::ApiGatewayV2::ApiMapping": None,
 }  # fmt: skip
 
 __all__ = ["APPLIED_PROPERTIES", "PROVISIONERS", "bucket_notifications"]
