@@ -492,6 +492,21 @@ def sns_subscription(ctx: ProvisionContext, logical_id: str, props: dict[str, An
     }
     if attributes:
         params["Attributes"] = attributes
+    existing = [
+        s
+        for s in call(ctx, "sns", "ListSubscriptionsByTopic", {"TopicArn": props["TopicArn"]}).get("Subscriptions", [])
+        if s.get("Protocol") == props["Protocol"] and s.get("Endpoint") == props.get("Endpoint")
+    ]
+    if existing:
+        # SNS keeps one subscription per topic, protocol and endpoint; moto returns the old one with the old
+        # attributes, where SNS refuses a second one that asks for different attributes.
+        current = call(ctx, "sns", "GetSubscriptionAttributes", {"SubscriptionArn": existing[0]["SubscriptionArn"]})
+        have = current.get("Attributes", {})
+        if any(have.get(k) != v for k, v in attributes.items()):
+            raise UserError(
+                "sns Subscribe failed: InvalidParameter: Invalid parameter: Attributes Reason: Subscription already "
+                f"exists with different attributes ({props.get('Endpoint')} on {props['TopicArn']})"
+            )
     arn = call(ctx, "sns", "Subscribe", params)["SubscriptionArn"]
     return Created(arn)
 

@@ -233,7 +233,7 @@ def s3_record(
     """One S3 event record as S3 sends it ("Event message structure", eventVersion 2.1)."""
     name = event_name[3:] if event_name.startswith("s3:") else event_name
     removed = name.startswith("ObjectRemoved")
-    obj: dict[str, Any] = {"key": quote_plus(key.name)}
+    obj: dict[str, Any] = {"key": quote_plus(key.name, safe="/")}  # "URL encoded" with + for spaces; / kept
     if not removed:
         obj.update(size=key.size, eTag=key.etag.replace('"', ""))
     version = getattr(key, "version_id", None)

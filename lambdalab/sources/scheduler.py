@@ -1,9 +1,10 @@
 """Runs schedules: EventBridge Scheduler schedules (any group) and EventBridge rules with a ScheduleExpression
 (the default bus), read from moto's state, fired on a compressed schedule clock, delivered through the router.
 
-* Schedule time starts at the real time when the local cloud starts and runs `1 / time_scale` times as fast: with
-  `--time-scale 0.01` a `rate(1 minute)` fires every 0.6 s and a daily cron every 864 s (the local cloud's output
-  says so). `ScheduleClock` is the only place the compression lives.
+* Each schedule runs on its own schedule clock: the real time when the local cloud first saw it, then
+  `1 / time_scale` times as fast. With `--time-scale 0.01` a `rate(1 minute)` fires every 0.6 s, a daily cron every
+  864 s, and an `at()` ten minutes ahead fires 6 s after the schedule was created (the local cloud's output says
+  so). `ScheduleClock` is the only place the compression lives.
 * Scheduler: the target's `Input` (default `{}`) with the context attributes `<aws.scheduler.schedule-arn>`,
   `<aws.scheduler.scheduled-time>`, `<aws.scheduler.execution-id>` and `<aws.scheduler.attempt-number>` filled in;
   `FlexibleTimeWindow` FLEXIBLE delays each run by a random time within `MaximumWindowInMinutes`; `StartDate` /
@@ -30,7 +31,7 @@ from typing import Any
 
 from lambdalab.sources.retry import RetryPolicy
 from lambdalab.sources.router import SourceRouter, iso_s
-from lambdalab.sources.schedule_expr import At, Expression, ScheduleError, next_fire, parse, timezone_of
+from lambdalab.sources.schedule_expr import At, Expression, Rate, ScheduleError, next_fire, parse, timezone_of
 from lambdalab.sources.targets import Target
 
 LOG = logging.getLogger(__name__)
@@ -40,14 +41,19 @@ REFRESH_S = 0.5  # how often moto's schedules and rules are re-read
 
 
 class ScheduleClock:
-    """Schedule time (aware UTC datetimes): the real time at `start`, then `1 / time_scale` times as fast."""
+    """Schedule time (aware UTC datetimes): the real time at `start` (default: now), then `1 / time_scale` times as
+    fast."""
 
-    def __init__(self, time_scale: float, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, time_scale: float, wall: Callable[[], float] = time.time, start: float | None = None) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale}")
         self.time_scale = time_scale
         self._wall = wall
-        self._start = wall()
+        self._start = wall() if start is None else start
+
+    def fork(self) -> ScheduleClock:
+        """A clock for a new schedule: the same compression, starting at the real time now."""
+        return ScheduleClock(self.time_scale, self._wall)
 
     def now(self) -> datetime:
         elapsed = (self._wall() - self._start) / self.time_scale
@@ -68,6 +74,7 @@ class _Entry:
     end: datetime | None
     window_s: float  # flexible time window, schedule seconds
     fire: Callable[[datetime], None]
+    clock: ScheduleClock
     next_at: datetime | None = None
     due_at: datetime | None = None  # next_at plus the flexible offset
     fired: int = 0
@@ -212,7 +219,7 @@ class Scheduler:
             )  # fmt: skip
             self.router.on_rule_match(arn, name, targets, event)
 
-        created = _date(getattr(rule, "creation_time", None)) or self.clock.now()
+        created = _date(getattr(rule, "creation_time", None))
         self._add(
             arn, fingerprint=fingerprint, expression=expression, zone=UTC, anchor=created, start=None, end=None,
             window_s=0.0, fire=fire,
@@ -231,10 +238,21 @@ class Scheduler:
         window_s: float,
         fire: Callable[[datetime], None],
     ) -> None:
-        entry = _Entry(key, fingerprint, expression, zone, anchor, start, end, window_s, fire)
         previous = self.entries.get(key)
-        after = self.clock.now() if previous is None else (previous.next_at or self.clock.now())
-        self._schedule_next(entry, after - timedelta(microseconds=1) if previous is not None else after)
+        clock = previous.clock if previous is not None else self.clock.fork()
+        if previous is None and isinstance(expression, At) and expression.when <= clock.now():
+            anchor = None  # an at() already due when created runs once, at once
+        entry = _Entry(key, fingerprint, expression, zone, anchor, start, end, window_s, fire, clock)
+        if previous is None:
+            after = clock.now()
+            if isinstance(expression, At) and expression.when <= after:
+                after = expression.when - timedelta(microseconds=1)
+            elif isinstance(expression, Rate) and anchor is not None and anchor < after:
+                anchor = after  # rates count from when the local cloud saw the schedule
+                entry.anchor = anchor
+        else:
+            after = (previous.next_at or clock.now()) - timedelta(microseconds=1)
+        self._schedule_next(entry, after)
         self.entries[key] = entry
 
     def _schedule_next(self, entry: _Entry, after: datetime) -> None:
@@ -249,9 +267,9 @@ class Scheduler:
     # --- firing ---------------------------------------------------------------------------------------------------
 
     def fire_due(self) -> int:
-        now = self.clock.now()
         fired = 0
         for entry in list(self.entries.values()):
+            now = entry.clock.now()
             while entry.due_at is not None and entry.due_at <= now:
                 scheduled = entry.next_at
                 assert scheduled is not None
