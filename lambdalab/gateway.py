@@ -122,7 +122,11 @@ class Gateway:
             protocol,
             not_implemented=missing is not None,
             message=message,
-            content_type=request.headers.get("Content-Type") if protocol == "json" else None,
+            content_type=(  # answer in the JSON version the client spoke (1.0 or 1.1)
+                request.headers.get("Content-Type")
+                if request.headers.get("Content-Type", "").startswith("application/x-amz-json")
+                else None
+            ),
         )
         return web.Response(status=status, body=payload, headers=headers)
 

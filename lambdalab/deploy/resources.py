@@ -296,7 +296,7 @@ def lambda_event_source_mapping(ctx: ProvisionContext, logical_id: str, props: d
     if create is None:
         raise NotCreated("event source mappings are not run locally yet (the Lambda service has no pollers)")
     name, qualifier = function_name_of(props["FunctionName"])
-    resolved = dict(props)
+    resolved = {k: v for k, v in props.items() if k in (APPLIED_PROPERTIES["AWS::Lambda::EventSourceMapping"] or ())}
     resolved["FunctionName"] = f"{name}:{qualifier}" if qualifier else name
     mapping_id = str(create(resolved))
     return Created(mapping_id, {"Id": mapping_id})
@@ -959,7 +959,12 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "FunctionName", "Qualifier", "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig",
     }),
     "AWS::Lambda::Permission": None,
-    "AWS::Lambda::EventSourceMapping": None,
+    "AWS::Lambda::EventSourceMapping": frozenset({
+        "EventSourceArn", "FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
+        "FunctionResponseTypes", "ScalingConfig", "FilterCriteria", "MetricsConfig", "StartingPosition",
+        "StartingPositionTimestamp", "ParallelizationFactor", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds",
+        "BisectBatchOnFunctionError", "DestinationConfig",
+    }),
     "AWS::IAM::Role": frozenset({
         "RoleName", "AssumeRolePolicyDocument", "Path", "Description", "MaxSessionDuration", "PermissionsBoundary",
         "Tags", "Policies", "ManagedPolicyArns",

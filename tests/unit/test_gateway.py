@@ -55,3 +55,62 @@ async def test_routes_ours_and_proxies_the_rest(aiohttp_server_factory) -> None:
     # THEN Lambda is ours and SQS reached moto unchanged
     assert lambda_body == {"ours": True}
     assert sqs_body == {"path": "/?Action=ListQueues", "body": "x=1", "svc": "sqs"}
+
+
+async def test_head_answers_keep_the_content_length_of_the_body_they_describe(aiohttp_server_factory) -> None:
+    """HeadObject without Content-Length broke `aws s3 cp s3://...` ("fatal error: 'ContentLength'")."""
+
+    async def upstream(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"x" * 1234, headers={"ETag": '"abc"'})
+
+    moto_app = web.Application()
+    moto_app.router.add_route("*", "/{tail:.*}", upstream)
+    moto = await aiohttp_server_factory(moto_app)
+    server = await aiohttp_server_factory(Gateway(str(moto.make_url("/")), {}).app)
+    async with aiohttp.ClientSession() as session:
+        async with session.head(server.make_url("/bucket/key")) as r:
+            assert r.status == 200 and r.headers["Content-Length"] == "1234" and r.headers["ETag"] == '"abc"'
+            assert await r.read() == b""
+        async with session.get(server.make_url("/bucket/key")) as r:
+            assert r.headers["Content-Length"] == "1234" and len(await r.read()) == 1234
+
+
+@pytest.mark.parametrize(
+    ("headers", "path", "code", "content_type"),
+    [
+        ({"X-Amz-Target": "Kinesis_20131202.DescribeAccountSettings"}, "/", "UnknownOperationException", "json"),
+        ({}, "/?Action=GetSMSSandboxAccountStatus", "InvalidAction", "xml"),
+    ],
+)
+async def test_what_moto_lacks_answers_in_the_clients_protocol(
+    aiohttp_server_factory, headers: dict, path: str, code: str, content_type: str
+) -> None:
+    from lambdalab import moto_errors
+
+    async def upstream(request: web.Request) -> web.StreamResponse:  # moto's answer once the patch is in
+        return web.Response(status=501, headers={moto_errors.NOT_IMPLEMENTED_HEADER: "The X action has not been "
+                                                  "implemented"})  # fmt: skip
+
+    moto_app = web.Application()
+    moto_app.router.add_route("*", "/{tail:.*}", upstream)
+    moto = await aiohttp_server_factory(moto_app)
+    server = await aiohttp_server_factory(Gateway(str(moto.make_url("/")), {}).app)
+    url = server.make_url(path)
+    async with aiohttp.ClientSession() as session, session.post(url, headers=headers, data=b"{}") as r:
+        text = await r.text()
+        assert r.status == 501
+        assert content_type in r.headers["Content-Type"]
+        assert code in text and "not implemented by the local cloud" in text
+
+
+async def test_an_html_error_page_from_moto_becomes_an_internal_failure(aiohttp_server_factory) -> None:
+    async def upstream(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, text="<html><h1>Internal Server Error</h1></html>", content_type="text/html")
+
+    moto_app = web.Application()
+    moto_app.router.add_route("*", "/{tail:.*}", upstream)
+    moto = await aiohttp_server_factory(moto_app)
+    server = await aiohttp_server_factory(Gateway(str(moto.make_url("/")), {}).app)
+    headers = {"X-Amz-Target": "AmazonSQS.ListQueues"}
+    async with aiohttp.ClientSession() as session, session.post(server.make_url("/"), headers=headers) as r:
+        assert r.status == 500 and (await r.json(content_type=None))["__type"] == "InternalFailure"
