@@ -325,6 +325,13 @@ class EventSourceMappings:
             runtime = _Runtime(mapping, url, scaling)
         self._runtimes[mapping.uuid] = runtime
         LOG.info("event source mapping %s: %s -> %s (%s)", mapping.uuid, source, function_arn, settings)
+        if settings.tumbling_window_s:
+            LOG.warning(
+                "event source mapping %s: TumblingWindowInSeconds %s is accepted but tumbling windows are not run "
+                "locally (batches carry no window or state)",
+                mapping.uuid,
+                settings.tumbling_window_s,
+            )
         if settings.enabled:
             self._start_pollers(runtime)
         else:
