@@ -15,16 +15,14 @@ from typing import Any
 from aiohttp import web
 
 from lambdalab import constants, moto_errors
-from lambdalab.apigateway.http_api import HttpApiMetrics, HttpApis, local_http_api_url, moto_http_table_loader
-from lambdalab.apigateway.local import (
-    _USER_PATH,
-    ACCESS_LOG,
-    AccessLog,
-    RestApis,
-    is_user_request,
-    local_api_url,
-    moto_table_loader,
+from lambdalab.apigateway.http_api import (
+    HttpApiMetrics,
+    HttpApis,
+    local_http_api_url,
+    moto_http_table_loader,
+    user_request_parts,
 )
+from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.environments import EnvironmentHost
@@ -319,13 +317,12 @@ class LocalCloud:
     async def _rest_api_route(self, request: web.Request) -> web.StreamResponse:
         """`/restapis/{api}/{stage}/_user_request_/...`: an HTTP API's request if the id is one, else a REST API's."""
         assert self._rest_apis is not None
-        match = _USER_PATH.match(request.rel_url.raw_path) if is_user_request(request) else None
-        if match is not None:
-            api_id = match.group("api")
+        parts = user_request_parts(request)
+        if parts is not None:
+            api_id, stage, path = parts
             rest = self._rest_apis.table
             if (rest is None or api_id not in rest.apis) and await self._http_apis.knows(api_id):
-                stage = match.group("stage").replace("%24", "$")
-                return await self._http_apis.handle(request, api_id, stage, match.group("path") or "/")
+                return await self._http_apis.handle(request, api_id, stage, path)
         return await self._rest_apis.handle(request)
 
     async def _invoke_for_api(self, function_arn: str, payload: bytes, trace_header: str | None) -> Any:

@@ -245,6 +245,20 @@ def local_http_api_url(value: str, endpoint_url: str, apis: Mapping[str, set[str
     return _EXECUTE_API_URL.sub(replace, value)
 
 
+_USER_PATH = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
+
+
+def user_request_parts(request: web.Request) -> tuple[str, str, str] | None:
+    """(api id, stage, path) of an API call on the local endpoint (unsigned, under `/restapis/{api}/{stage}/
+    _user_request_`); None for anything else (the management API is signed)."""
+    if "Authorization" in request.headers:
+        return None
+    match = _USER_PATH.match(request.rel_url.raw_path)
+    if match is None:
+        return None
+    return match.group("api"), unquote(match.group("stage")), match.group("path") or "/"
+
+
 # --- the event ----------------------------------------------------------------------------------------------------
 
 

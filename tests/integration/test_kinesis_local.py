@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.support.sources import Sources, drain
 
@@ -117,3 +118,51 @@ def test_a_poison_record_is_bisected_out_retried_and_sent_to_the_destination(sou
     done = [s for e in entries if not e["failed"] for k, s in e["records"] if k == "poison-key"]
     assert sorted(set(done)) == sorted({int(k.split(":")[1]) for k in put} - {poison_sequence})
     assert poison_sequence not in done
+
+
+def test_the_lambda_api_creates_updates_and_deletes_stream_mappings(sources: Sources) -> None:
+    """`aws lambda create-event-source-mapping` with a stream ARN, the settings echoed, an update, a delete; and the
+    errors Lambda gives for what it refuses, with nothing created."""
+    function = sources.out["AsyncName"]
+    created = json.loads(
+        sources.cloud.aws(
+            "lambda", "create-event-source-mapping", "--function-name", function,
+            "--event-source-arn", sources.out["StreamArn"], "--starting-position", "LATEST",
+            "--batch-size", "50", "--parallelization-factor", "4", "--maximum-record-age-in-seconds", "120",
+            "--filter-criteria", json.dumps({"Filters": [{"Pattern": json.dumps({"data": {"kind": ["x"]}})}]}),
+        ).stdout
+    )  # fmt: skip
+    assert created["State"] == "Creating" and created["StartingPosition"] == "LATEST"
+    assert (created["BatchSize"], created["ParallelizationFactor"]) == (50, 4)
+    assert created["MaximumRecordAgeInSeconds"] == 120 and created["MaximumRetryAttempts"] == -1
+    assert created["BisectBatchOnFunctionError"] is False and created["DestinationConfig"] == {}
+    lam = sources.cloud.client("lambda")
+    uuid = created["UUID"]
+    updated = lam.update_event_source_mapping(UUID=uuid, ParallelizationFactor=2, MaximumRetryAttempts=3)
+    assert updated["ParallelizationFactor"] == 2 and updated["MaximumRetryAttempts"] == 3
+    deadline = time.monotonic() + 10
+    while lam.get_event_source_mapping(UUID=uuid)["State"] != "Enabled" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lam.get_event_source_mapping(UUID=uuid)["State"] == "Enabled"
+    lam.delete_event_source_mapping(UUID=uuid)
+    bad = [
+        ({}, "StartingPosition is required"),
+        ({"StartingPosition": "LATEST", "ParallelizationFactor": 11}, "parallelizationFactor"),
+        ({"StartingPosition": "LATEST", "MaximumRecordAgeInSeconds": 10}, "maximumRecordAgeInSeconds"),
+        ({"StartingPosition": "LATEST", "ScalingConfig": {"MaximumConcurrency": 5}}, "ScalingConfig"),
+        ({"StartingPosition": "LATEST", "FilterCriteria": {"Filters": [{"Pattern": '{"data": ["x"]}'}]}},
+         "must be a JSON object"),
+    ]  # fmt: skip
+    for extra, message in bad:
+        with pytest.raises(ClientError) as info:
+            lam.create_event_source_mapping(FunctionName=function, EventSourceArn=sources.out["StreamArn"], **extra)
+        assert info.value.response["Error"]["Code"] == "InvalidParameterValueException", extra
+        assert message in info.value.response["Error"]["Message"], info.value.response["Error"]["Message"]
+    missing = sources.out["StreamArn"].replace("stream/", "stream/no-such-")
+    with pytest.raises(ClientError) as info:
+        lam.create_event_source_mapping(FunctionName=function, EventSourceArn=missing, StartingPosition="LATEST")
+    assert "Stream not found" in info.value.response["Error"]["Message"]
+    deadline = time.monotonic() + 10
+    while lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"] == []
