@@ -5,6 +5,7 @@ and moto's patterns replaced (no 500 on PutEvents with a Lambda target)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -102,3 +103,20 @@ def test_put_events_with_the_aws_cli(sources: Sources) -> None:
     sources.wait_entries(
         "async", lambda es: any(e["order"] == "cli-1" for e in _transformed(es)), what="the CLI's event"
     )
+
+
+def test_step_functions_and_sqs_targets(sources: Sources) -> None:
+    put(sources, "Workflow", {"case": "state machine"})
+    put(sources, "Queued", {"case": "queue", "n": 1})
+    sfn = sources.cloud.client("stepfunctions")
+    deadline = time.monotonic() + 15
+    executions: list = []
+    while not executions and time.monotonic() < deadline:
+        executions = sfn.list_executions(stateMachineArn=sources.out["WorkflowArn"])["executions"]
+        time.sleep(0.2)
+    assert executions, "the rule did not start the state machine"
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    started_with = json.loads(described["input"])
+    assert started_with["detail"] == {"case": "state machine"} and started_with["detail-type"] == "Workflow"
+    messages = drain(sources.cloud.client("sqs"), sources.out["EventsQueueUrl"], expect=1, wait_s=15)
+    assert [json.loads(m["Body"]) for m in messages] == [{"case": "queue", "n": 1}]  # InputPath $.detail
