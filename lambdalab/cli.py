@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-scale",
         type=_positive_float,
         default=None,
-        help="multiply AWS's documented waits (async retries, event age, metric periods) by this; 1 = as on AWS",
+        help="multiply AWS's documented waits (async retries, event age, metric periods, schedules) by this; "
+        "1 = as on AWS",
     )
     up.add_argument("--account-concurrency", type=int, default=constants.ACCOUNT_CONCURRENCY)
     up.add_argument(
@@ -210,7 +211,8 @@ async def _serve(cloud: object) -> int:
     if cloud.config.time_scale != 1.0:
         print(
             f"note: AWS's documented waits are scaled by {cloud.config.time_scale:g} locally "
-            "(async retries, event age, metric periods)",
+            "(async retries, event age, metric periods, batching windows, record age); schedules (EventBridge "
+            f"Scheduler, scheduled rules) run on a clock {1 / cloud.config.time_scale:g} times as fast as real time",
             file=sys.stderr,
         )
     for name, stack in cloud.stacks.items():

@@ -7,8 +7,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+from urllib.parse import parse_qs
 
 from aiohttp import web
+
+from lambdalab import moto_errors
 
 LOG = logging.getLogger(__name__)
 
@@ -61,4 +64,40 @@ class Gateway:
 
     async def proxy(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
         """moto's answer; ``body`` replaces the request's (a route that rewrote it)."""
-        return await self.moto.respond(request, body, service_of(request))
+        if body is None:
+            body = await request.read()
+        answer = await self.moto.respond(request, body, service_of(request))
+        missing = answer.headers.get(moto_errors.NOT_IMPLEMENTED_HEADER)
+        if missing is not None or (answer.status >= 500 and answer.content_type == "text/html"):
+            return await self._aws_error(request, body, missing)
+        return answer
+
+    async def _aws_error(self, request: web.Request, body: bytes, missing: str | None) -> web.StreamResponse:
+        """moto lacks the operation (or failed with an HTML page): answer in the protocol the client speaks."""
+        service = service_of(request)
+        form = None
+        if request.content_type == "application/x-www-form-urlencoded":
+            form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+        protocol = moto_errors.protocol_of(service, request.headers, request.query, form)
+        operation = (
+            request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+            or request.query.get("Action")
+            or (form or {}).get("Action")
+            or f"{request.method} {request.path}"
+        )
+        if missing is not None:
+            message = f"{service or 'this service'} {operation} is not implemented by the local cloud ({missing})"
+        else:
+            message = f"the local cloud failed on {service or 'this service'} {operation} (an internal error)"
+        LOG.warning("%s", message)
+        status, headers, payload = moto_errors.error_response(
+            protocol,
+            not_implemented=missing is not None,
+            message=message,
+            content_type=(  # answer in the JSON version the client spoke (1.0 or 1.1)
+                request.headers.get("Content-Type")
+                if request.headers.get("Content-Type", "").startswith("application/x-amz-json")
+                else None
+            ),
+        )
+        return web.Response(status=status, body=payload, headers=headers)

@@ -14,7 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalab import constants
+from lambdalab import constants, moto_errors
+from lambdalab.apigateway.http_api import (
+    HttpApiMetrics,
+    HttpApis,
+    local_http_api_url,
+    moto_http_table_loader,
+    user_request_parts,
+)
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
@@ -23,6 +30,7 @@ from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
 from lambdalab.awslambda.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
+from lambdalab.clock import EpochClock
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
@@ -30,9 +38,16 @@ from lambdalab.dynamodb.service import DynamoDbProcess
 from lambdalab.gateway import Gateway
 from lambdalab.logs.local import LocalLogs
 from lambdalab.moto_backend import HttpForwarder, InProcessXRay, MotoBackend
+from lambdalab.observe.metrics import MetricsPublisher
 from lambdalab.observe.pipeline import Telemetry
 from lambdalab.observe.records import RunMeta
 from lambdalab.observe.xray import SamplingRule
+from lambdalab.sources import moto_hooks
+from lambdalab.sources.esm_metrics import EsmMetrics
+from lambdalab.sources.invoke import LambdaServiceInvoker, LoopBridge
+from lambdalab.sources.router import SourceRouter
+from lambdalab.sources.scheduler import Scheduler
+from lambdalab.sqs_redrive import MessageMoveTasks
 from lambdalab.stepfunctions.api import StatesApi
 from lambdalab.stepfunctions.local import enable as enable_stepfunctions
 
@@ -77,6 +92,8 @@ class LocalCloud:
         self._rest_apis: RestApis | None = None
         self._deploy_lock = asyncio.Lock()
         self.logs: LocalLogs | None = None  # CloudWatch Logs: the store, its API and the writer Lambda and API GW use
+        self.router: SourceRouter | None = None  # SNS, EventBridge and S3 deliveries (lambdalab.sources)
+        self.scheduler: Scheduler | None = None  # Scheduler schedules and scheduled rules
 
     @property
     def url(self) -> str:
@@ -84,6 +101,7 @@ class LocalCloud:
 
     async def start(self) -> None:
         config = self.config
+        moto_errors.install()  # what moto lacks answers an AWS-shaped error, not an HTML page
         self.moto.start()
         self._stoppers.append(self.moto.stop)
         # Bind first, so functions and the deployer know the URL before anything is created.
@@ -98,6 +116,12 @@ class LocalCloud:
 
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
+        move_tasks = MessageMoveTasks(self.moto.url, config.region)  # SQS DLQ redrive, which moto lacks
+        self._closers.append(move_tasks.close)
+
+        async def sqs_route(request: web.Request) -> web.StreamResponse:
+            return await move_tasks.handle(request) or await gateway.proxy(request)
+
         capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # autoscaling
         dynamodb = HttpForwarder("")  # the DynamoDB process, once it runs (below)
         self._closers.append(dynamodb.close)
@@ -124,6 +148,7 @@ class LocalCloud:
                 "states": states_api.handle,
                 "dynamodb": dynamodb_route,
                 "logs": self.logs.api.handle,
+                "sqs": sqs_route,
             }
             | capacity.routes(),
             extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
@@ -137,6 +162,10 @@ class LocalCloud:
             access_log=None,
         )
         self._closers.append(self._rest_apis.close)
+        self._http_apis = HttpApis(  # HTTP APIs share the REST APIs' local URL form and access log
+            moto_http_table_loader(self.moto.url, config.region), self._invoke_for_api, account_id=config.account_id
+        )
+        self._closers.append(self._http_apis.close)
         self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
@@ -166,6 +195,15 @@ class LocalCloud:
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
         self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
+        self._http_apis.metrics = HttpApiMetrics(time_scale=config.time_scale)
+        http_publisher = MetricsPublisher(
+            self._http_apis.metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
+            local_client("cloudwatch", self.moto.url, config.region),
+            max(0.5, min(5.0, self._http_apis.metrics.period_s / 2)),
+            namespace="AWS/ApiGateway",
+        )
+        http_publisher.start()
+        self._stoppers.append(http_publisher.stop)
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         self.host = EnvironmentHost(run_dir=self.run_dir)
@@ -189,14 +227,51 @@ class LocalCloud:
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
         make_moto_sqs_thread_safe()  # moto's DeleteMessage and a concurrent SendMessage could lose the message
         self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
+        self.service.event_sources.source_endpoint_urls["dynamodb"] = self.dynamodb.url  # table streams live there
+        self._wire_sources()
         await self.service.start()
         capacity.start(self._url, self.service)
         self._closers.insert(0, capacity.stop)
         lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
         self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
         self._rest_apis.log_sink = self.logs.writer.put  # stages' AccessLogSetting → their CloudWatch Logs group
+        self._http_apis.access_log = self._rest_apis.access_log
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
+
+    def _wire_sources(self) -> None:
+        """Event sources: stream mappings invoke synchronously and SNS, EventBridge, Scheduler and S3 asynchronously,
+        all through the Lambda service's invoke (lambdalab.sources.invoke's adapter); ESM metrics to CloudWatch."""
+        assert self.service is not None
+        config = self.config
+        invoker = LambdaServiceInvoker(self.service)
+        self.service.event_sources.stream_invoker = invoker
+        esm_metrics = EsmMetrics(EpochClock(), time_scale=config.time_scale)
+        self.service.event_sources.metrics = esm_metrics
+        publisher = MetricsPublisher(
+            esm_metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
+            local_client("cloudwatch", self.moto.url, config.region),
+            max(0.5, min(5.0, esm_metrics.period_s / 2)),
+            namespace="AWS/Lambda",
+        )
+        publisher.start()
+        self._stoppers.append(publisher.stop)
+        self.router = SourceRouter(
+            bridge=LoopBridge(asyncio.get_running_loop()),
+            invoker=invoker,
+            moto_url=self.moto.url,
+            gateway_url=self._url,
+            region=config.region,
+            account_id=config.account_id,
+            time_scale=config.time_scale,
+        )
+        moto_hooks.install(self.router)
+        self._stoppers.append(moto_hooks.uninstall)
+        self.scheduler = Scheduler(
+            self.router, region=config.region, account_id=config.account_id, time_scale=config.time_scale
+        )
+        self.scheduler.start()
+        self._closers.insert(0, self.scheduler.stop)
 
     async def deploy(self, template: Path, overrides: Mapping[str, str], stack_name: str | None) -> Any:
         assert self.service is not None
@@ -215,8 +290,11 @@ class LocalCloud:
         self.stacks[stack.stack_name] = stack
         if self._rest_apis is not None:  # routes from the new APIs; their execute-api outputs name the local endpoint
             table = await self._rest_apis.reload()
+            http_table = await self._http_apis.reload()
+            http_stages = {api_id: set(api.stages) for api_id, api in http_table.apis.items()}
             for output in stack.outputs.values():
                 output.value = local_api_url(output.value, self._url, set(table.apis))
+                output.value = local_http_api_url(output.value, self._url, http_stages)
         self.warnings.extend(stack.warnings)
         if self.telemetry is not None:
             rules = [
@@ -273,7 +351,14 @@ class LocalCloud:
         return web.Response(status=status, body=body.encode(), content_type="text/xml")
 
     async def _rest_api_route(self, request: web.Request) -> web.StreamResponse:
+        """`/restapis/{api}/{stage}/_user_request_/...`: an HTTP API's request if the id is one, else a REST API's."""
         assert self._rest_apis is not None
+        parts = user_request_parts(request)
+        if parts is not None:
+            api_id, stage, path = parts
+            rest = self._rest_apis.table
+            if (rest is None or api_id not in rest.apis) and await self._http_apis.knows(api_id):
+                return await self._http_apis.handle(request, api_id, stage, path)
         return await self._rest_apis.handle(request)
 
     async def _invoke_for_api(self, function_arn: str, payload: bytes, trace_header: str | None) -> Any:

@@ -1,4 +1,5 @@
-"""SQS event source mappings: the mapping model, its validation, and the pure poller-scaling policy on a clock."""
+"""Event source mappings (SQS queues, Kinesis streams, DynamoDB streams): the mapping model, its validation, and the
+pure SQS poller-scaling policy on a clock (the stream rules are lambdalab.sources.stream_policy)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdalab.awslambda.exceptions import InvalidParameterValueException
 from lambdalab.clock import Clock
+from lambdalab.sources.filters import FilterCriteriaError, FilterSet, compile_filter_criteria
 
 LOG = logging.getLogger(__name__)
 
@@ -29,6 +32,54 @@ MAX_BATCH_SIZE_WITHOUT_WINDOW = 10
 MAX_BATCHING_WINDOW_S = 300
 DEFAULT_BATCH_SIZE = 10
 FUNCTION_RESPONSE_TYPES = ("ReportBatchItemFailures",)
+METRICS = ("EventCount",)  # EventSourceMappingMetricsConfig: the others are for Kafka sources
+# CreateEventSourceMapping's limits for Kinesis and DynamoDB streams (API reference; botocore's Lambda model).
+DEFAULT_STREAM_BATCH_SIZE = 100
+MAX_PARALLELIZATION_FACTOR = 10
+MAX_STREAM_RETRY_ATTEMPTS = 10000
+MIN_RECORD_AGE_S = 60
+MAX_RECORD_AGE_S = 604800
+MAX_TUMBLING_WINDOW_S = 900
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+_STREAM_ONLY = (
+    ("StartingPosition", "startingPosition"),
+    ("StartingPositionTimestamp", "startingPositionTimestamp"),
+    ("ParallelizationFactor", "parallelizationFactor"),
+    ("MaximumRetryAttempts", "maximumRetryAttempts"),
+    ("MaximumRecordAgeInSeconds", "maximumRecordAgeInSeconds"),
+    ("BisectBatchOnFunctionError", "bisectBatchOnFunctionError"),
+    ("TumblingWindowInSeconds", "tumblingWindowInSeconds"),
+    ("DestinationConfig", "destinationConfig"),
+)
+
+
+class SourceKind(enum.Enum):
+    """The event sources the local Lambda service polls."""
+
+    SQS = "sqs"
+    KINESIS = "kinesis"
+    DYNAMODB = "dynamodb"
+
+    @property
+    def is_stream(self) -> bool:
+        return self is not SourceKind.SQS
+
+
+def source_kind(arn: str) -> SourceKind:
+    """The kind of an event source ARN: an SQS queue, a Kinesis stream, or a DynamoDB table's stream."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn":
+        service, resource = parts[2], parts[5]
+        if service == "sqs" and resource and "/" not in resource:
+            return SourceKind.SQS
+        if service == "kinesis" and resource.startswith("stream/") and len(resource) > len("stream/"):
+            return SourceKind.KINESIS
+        if service == "dynamodb" and resource.startswith("table/") and "/stream/" in resource:
+            return SourceKind.DYNAMODB
+    raise InvalidParameterValueException(
+        f"Unsupported event source {arn!r}: the local Lambda service polls SQS queues, Kinesis streams and DynamoDB "
+        "streams (MSK, Amazon MQ, self-managed Kafka and DocumentDB sources are not run locally)"
+    )
 
 
 class MappingState(enum.Enum):
@@ -44,32 +95,93 @@ class MappingState(enum.Enum):
     DELETING = "Deleting"
 
 
+def _no_filters() -> FilterSet:
+    return FilterSet("sqs", {}, ())
+
+
 @dataclass
 class MappingSettings:
-    """What a caller may set on an SQS mapping (CreateEventSourceMapping / UpdateEventSourceMapping)."""
+    """What a caller may set on a mapping (CreateEventSourceMapping / UpdateEventSourceMapping)."""
 
     batch_size: int = DEFAULT_BATCH_SIZE
     batching_window_s: int = 0
     enabled: bool = True
     report_batch_item_failures: bool = False
     maximum_concurrency: int | None = None
+    source: SourceKind = SourceKind.SQS
+    filters: FilterSet = field(default_factory=_no_filters)
+    metrics: tuple[str, ...] = ()  # MetricsConfig.Metrics: "EventCount" publishes the mapping's event counts
+    # streams only (Kinesis, DynamoDB)
+    starting_position: str | None = None
+    starting_position_timestamp: float | None = None
+    parallelization_factor: int = 1
+    maximum_retry_attempts: int = -1  # -1: until the record expires
+    maximum_record_age_s: int = -1  # -1: no limit but the stream's retention
+    bisect_on_error: bool = False
+    tumbling_window_s: int = 0
+    on_failure_destination: str | None = None
 
     def validate(self) -> None:
         _range("batchSize", self.batch_size, MIN_BATCH_SIZE, MAX_BATCH_SIZE)
         _range("maximumBatchingWindowInSeconds", self.batching_window_s, 0, MAX_BATCHING_WINDOW_S)
-        if self.batch_size > MAX_BATCH_SIZE_WITHOUT_WINDOW and self.batching_window_s <= 0:
+        if (
+            not self.source.is_stream
+            and self.batch_size > MAX_BATCH_SIZE_WITHOUT_WINDOW
+            and self.batching_window_s <= 0
+        ):
             raise InvalidParameterValueException(
                 "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
             )
         if self.maximum_concurrency is not None:
+            if self.source.is_stream:
+                raise InvalidParameterValueException(
+                    "ScalingConfig is supported for Amazon SQS event sources only; streams scale with "
+                    "ParallelizationFactor"
+                )
             _range(
                 "scalingConfig.maximumConcurrency", self.maximum_concurrency, MIN_MAXIMUM_CONCURRENCY, MAX_CONCURRENCY
+            )
+        if not self.source.is_stream:
+            return
+        _range("parallelizationFactor", self.parallelization_factor, 1, MAX_PARALLELIZATION_FACTOR)
+        _range("maximumRetryAttempts", self.maximum_retry_attempts, -1, MAX_STREAM_RETRY_ATTEMPTS)
+        _range("maximumRecordAgeInSeconds", self.maximum_record_age_s, -1, MAX_RECORD_AGE_S)
+        if 0 <= self.maximum_record_age_s < MIN_RECORD_AGE_S:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{self.maximum_record_age_s}' at 'maximumRecordAgeInSeconds' "
+                f"failed to satisfy constraint: Member must be -1 or have value greater than or equal to "
+                f"{MIN_RECORD_AGE_S}"
+            )
+        _range("tumblingWindowInSeconds", self.tumbling_window_s, 0, MAX_TUMBLING_WINDOW_S)
+        if self.starting_position not in STARTING_POSITIONS:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{self.starting_position}' at 'startingPosition' failed to "
+                "satisfy constraint: Member must satisfy enum value set: [TRIM_HORIZON, LATEST, AT_TIMESTAMP]"
+                if self.starting_position is not None
+                else "StartingPosition is required for Kinesis and DynamoDB Streams event sources"
+            )
+        if self.starting_position == "AT_TIMESTAMP":
+            if self.source is SourceKind.DYNAMODB:
+                raise InvalidParameterValueException(
+                    "Unsupported starting position AT_TIMESTAMP for DynamoDB Streams: use TRIM_HORIZON or LATEST"
+                )
+            if self.starting_position_timestamp is None:
+                raise InvalidParameterValueException(
+                    "StartingPositionTimestamp is required when StartingPosition is AT_TIMESTAMP"
+                )
+        if self.on_failure_destination is not None and self.on_failure_destination.split(":")[2:3] not in (
+            ["sqs"],
+            ["sns"],
+        ):
+            raise InvalidParameterValueException(
+                f"Unsupported DestinationConfig.OnFailure.Destination {self.on_failure_destination!r}: an Amazon SQS "
+                "queue or Amazon SNS topic ARN (S3 destinations are not run locally)"
             )
 
 
 @dataclass
 class EventSourceMapping:
-    """One SQS → function mapping as the Lambda API describes it."""
+    """One event source → function mapping as the Lambda API describes it."""
 
     uuid: str
     event_source_arn: str
@@ -80,6 +192,7 @@ class EventSourceMapping:
     state: MappingState = MappingState.CREATING
     state_transition_reason: str = "USER_INITIATED"
     last_modified: float = field(default_factory=time.time)
+    last_processing_result: str = "No records processed"  # streams: "OK" or "PROBLEM: ..." once batches ran
 
     @property
     def arn(self) -> str:
@@ -101,6 +214,25 @@ class EventSourceMapping:
         }
         if s.maximum_concurrency is not None:
             body["ScalingConfig"] = {"MaximumConcurrency": s.maximum_concurrency}
+        if s.filters.criteria:
+            body["FilterCriteria"] = s.filters.criteria
+        if s.metrics:
+            body["MetricsConfig"] = {"Metrics": list(s.metrics)}
+        if s.source.is_stream:
+            body.update(
+                StartingPosition=s.starting_position,
+                ParallelizationFactor=s.parallelization_factor,
+                MaximumRecordAgeInSeconds=s.maximum_record_age_s,
+                BisectBatchOnFunctionError=s.bisect_on_error,
+                MaximumRetryAttempts=s.maximum_retry_attempts,
+                TumblingWindowInSeconds=s.tumbling_window_s,
+                DestinationConfig=(
+                    {"OnFailure": {"Destination": s.on_failure_destination}} if s.on_failure_destination else {}
+                ),
+                LastProcessingResult=self.last_processing_result,
+            )
+            if s.starting_position_timestamp is not None:
+                body["StartingPositionTimestamp"] = s.starting_position_timestamp
         return body
 
 
@@ -136,19 +268,63 @@ def _integer(body: dict[str, Any], key: str, member: str, lenient: bool) -> int 
     return value
 
 
-def settings_from(body: dict[str, Any], base: MappingSettings | None = None, lenient: bool = False) -> MappingSettings:
-    """Create/Update request members (or CloudFormation properties when `lenient`) → validated settings."""
-    current = base or MappingSettings()
-    batch_size = _integer(body, "BatchSize", "batchSize", lenient)
-    window = _integer(body, "MaximumBatchingWindowInSeconds", "maximumBatchingWindowInSeconds", lenient)
-    enabled = body.get("Enabled", current.enabled)
-    if isinstance(enabled, str) and lenient:
-        enabled = enabled.lower() == "true"
-    if not isinstance(enabled, bool):
+def _boolean(body: dict[str, Any], key: str, member: str, current: bool, lenient: bool) -> bool:
+    value = body.get(key, current)
+    if isinstance(value, str) and lenient:
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
         raise InvalidParameterValueException(
-            f"1 validation error detected: Value '{enabled}' at 'enabled' failed to satisfy constraint: "
+            f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
             "Member must be a boolean"
         )
+    return value
+
+
+def _timestamp(value: Any) -> float | None:
+    """StartingPositionTimestamp: epoch seconds (the JSON API) or an ISO 8601 text (CloudFormation)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    raise InvalidParameterValueException(f"Invalid StartingPositionTimestamp {value!r}: epoch seconds or ISO 8601")
+
+
+def settings_from(
+    body: dict[str, Any],
+    base: MappingSettings | None = None,
+    lenient: bool = False,
+    source: SourceKind | None = None,
+) -> MappingSettings:
+    """Create/Update request members (or CloudFormation properties when `lenient`) → validated settings."""
+    kind = source or (base.source if base is not None else SourceKind.SQS)
+    current = base or MappingSettings(
+        source=kind,
+        batch_size=DEFAULT_STREAM_BATCH_SIZE if kind.is_stream else DEFAULT_BATCH_SIZE,
+        filters=FilterSet(kind.value, {}, ()),
+    )
+    if not kind.is_stream:
+        for key, member in _STREAM_ONLY:
+            if body.get(key) is not None:
+                raise InvalidParameterValueException(
+                    f"Unsupported {member} parameter for an Amazon SQS event source: it applies to Kinesis and "
+                    "DynamoDB Streams only"
+                )
+    elif base is not None and body.get("StartingPosition") is not None:
+        raise InvalidParameterValueException("StartingPosition cannot be updated; create a new event source mapping")
+    batch_size = _integer(body, "BatchSize", "batchSize", lenient)
+    window = _integer(body, "MaximumBatchingWindowInSeconds", "maximumBatchingWindowInSeconds", lenient)
+    enabled = _boolean(body, "Enabled", "enabled", current.enabled, lenient)
     report = current.report_batch_item_failures
     if "FunctionResponseTypes" in body:
         types = body.get("FunctionResponseTypes") or []
@@ -165,12 +341,65 @@ def settings_from(body: dict[str, Any], base: MappingSettings | None = None, len
         if not isinstance(scaling, dict):
             raise InvalidParameterValueException("ScalingConfig must be an object")
         maximum = _integer(scaling, "MaximumConcurrency", "scalingConfig.maximumConcurrency", lenient)
+    filters = current.filters
+    if "FilterCriteria" in body:
+        try:
+            filters = compile_filter_criteria(body.get("FilterCriteria"), kind.value)
+        except FilterCriteriaError as exc:
+            raise InvalidParameterValueException(str(exc)) from None
+    metrics = current.metrics
+    if "MetricsConfig" in body:
+        names = (body.get("MetricsConfig") or {}).get("Metrics") or []
+        if not isinstance(names, list) or any(n not in METRICS for n in names):
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{names}' at 'metricsConfig.metrics' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [EventCount] for this event source"
+            )
+        metrics = tuple(dict.fromkeys(names))
+    destination = current.on_failure_destination
+    if "DestinationConfig" in body:
+        config = body.get("DestinationConfig") or {}
+        if not isinstance(config, dict):
+            raise InvalidParameterValueException("DestinationConfig must be an object")
+        if (config.get("OnSuccess") or {}).get("Destination"):
+            raise InvalidParameterValueException(
+                "Unsupported DestinationConfig.OnSuccess: stream event sources support on-failure destinations only"
+            )
+        destination = (config.get("OnFailure") or {}).get("Destination") or None
+
+    def integer_or(key: str, member: str, value: int) -> int:
+        given = _integer(body, key, member, lenient)
+        return value if given is None else given
+
     settings = MappingSettings(
         batch_size=current.batch_size if batch_size is None else batch_size,
         batching_window_s=current.batching_window_s if window is None else window,
         enabled=enabled,
         report_batch_item_failures=report,
         maximum_concurrency=maximum,
+        source=kind,
+        filters=filters,
+        metrics=metrics,
+        starting_position=(
+            body.get("StartingPosition", current.starting_position) if base is None else current.starting_position
+        ),
+        starting_position_timestamp=(
+            _timestamp(body.get("StartingPositionTimestamp")) if base is None else current.starting_position_timestamp
+        ),
+        parallelization_factor=integer_or(
+            "ParallelizationFactor", "parallelizationFactor", current.parallelization_factor
+        ),
+        maximum_retry_attempts=integer_or(
+            "MaximumRetryAttempts", "maximumRetryAttempts", current.maximum_retry_attempts
+        ),
+        maximum_record_age_s=integer_or(
+            "MaximumRecordAgeInSeconds", "maximumRecordAgeInSeconds", current.maximum_record_age_s
+        ),
+        bisect_on_error=_boolean(
+            body, "BisectBatchOnFunctionError", "bisectBatchOnFunctionError", current.bisect_on_error, lenient
+        ),
+        tumbling_window_s=integer_or("TumblingWindowInSeconds", "tumblingWindowInSeconds", current.tumbling_window_s),
+        on_failure_destination=destination,
     )
     settings.validate()
     return settings

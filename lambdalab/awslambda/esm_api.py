@@ -1,4 +1,5 @@
-"""The Lambda API's event source mapping operations (Create/List/Get/Update/DeleteEventSourceMapping), SQS only."""
+"""The Lambda API's event source mapping operations (Create/List/Get/Update/DeleteEventSourceMapping): SQS queues,
+Kinesis streams and DynamoDB streams."""
 
 from __future__ import annotations
 

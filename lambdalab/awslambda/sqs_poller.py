@@ -1,9 +1,11 @@
-"""SQS event source mappings at run time: the mapping store and asyncio pollers against the local SQS (moto)."""
+"""Event source mappings at run time: the mapping store (SQS queues, Kinesis and DynamoDB streams) and the asyncio SQS
+pollers against the local SQS (moto); stream mappings run in lambdalab.sources.streams."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -20,9 +22,11 @@ from lambdalab.awslambda.esm import (
     EventSourceMapping,
     MappingSettings,
     MappingState,
+    SourceKind,
     SqsScaling,
     new_uuid,
     settings_from,
+    source_kind,
 )
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
@@ -33,6 +37,10 @@ from lambdalab.awslambda.exceptions import (
 )
 from lambdalab.awslambda.models import split_function_name
 from lambdalab.clock import WallClock
+from lambdalab.sources import esm_metrics
+from lambdalab.sources.esm_metrics import EsmMetrics
+from lambdalab.sources.invoke import LambdaServiceInvoker, SyncInvoker
+from lambdalab.sources.streams import StreamRuntime, stream_reader
 
 if TYPE_CHECKING:
     from lambdalab.awslambda.service import LambdaService
@@ -65,6 +73,7 @@ class MappingStats:
     deleted: int = 0
     delete_failures: int = 0
     sqs_errors: int = 0
+    filtered_out: int = 0  # messages FilterCriteria left out (deleted from the queue, as Lambda does)
 
 
 @dataclass
@@ -165,14 +174,30 @@ def failed_item_ids(body: bytes, message_ids: set[str]) -> set[str] | None:
     return ids
 
 
+class _ServiceSender:
+    """Sender over the service's `event_sender` (the local cloud's delivery to SQS, SNS, buses and functions)."""
+
+    def __init__(self, service: LambdaService) -> None:
+        self._service = service
+
+    async def send(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
+        sender = self._service.event_sender
+        if sender is None:
+            raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
+        await sender(target_arn, body, attributes)
+
+
 class EventSourceMappings:
     """The account's event source mappings and their pollers. Methods run on the service's event loop unless noted."""
 
     def __init__(self, service: LambdaService, clock: WallClock | None = None) -> None:
         self.service = service
         self.clock = clock or WallClock()
-        self.sqs_endpoint_url = service.config.endpoint_url  # the local cloud points this at moto directly
-        self._runtimes: dict[str, _Runtime] = {}
+        self.sqs_endpoint_url = service.config.endpoint_url  # the local cloud points this at moto (SQS, Kinesis)
+        self.source_endpoint_urls: dict[str, str] = {}  # source kind ("dynamodb") → its own endpoint, if not moto's
+        self.metrics: EsmMetrics | None = None  # MetricsConfig EventCount metrics and IteratorAge, when wired
+        self.stream_invoker: SyncInvoker | None = None  # how stream mappings invoke; defaults to the service
+        self._runtimes: dict[str, _Runtime | StreamRuntime] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._client: Any = None
@@ -193,8 +218,20 @@ class EventSourceMappings:
             )
         return self._client
 
+    def _endpoint_of(self, kind: str) -> str:
+        return self.source_endpoint_urls.get(kind, self.sqs_endpoint_url)
+
     def resolve_queue(self, queue_arn: str) -> str:
-        """The queue URL of an SQS ARN, or Lambda's error for a queue that does not exist. Blocking."""
+        """The queue URL of an SQS ARN (a stream ARN is checked and returned as is), or Lambda's error for a source
+        that does not exist. Blocking."""
+        kind = source_kind(queue_arn)
+        if kind.is_stream:
+            reader = stream_reader(kind.value, queue_arn, self._endpoint_of(kind.value), self.service.config.region, "")
+            try:
+                reader.shards()
+            except Exception:
+                raise InvalidParameterValueException(f"Stream not found: {queue_arn}") from None
+            return queue_arn
         _, account, name = _queue_name(queue_arn)
         try:
             return str(self._sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
@@ -246,21 +283,21 @@ class EventSourceMappings:
         return function.qualified_arn(qualifier)
 
     def check(self, body: dict[str, Any], lenient: bool = False) -> tuple[str, str, MappingSettings]:
-        """Validate a CreateEventSourceMapping request (lenient: CloudFormation properties), all but the queue's
-        existence: (queue ARN, function ARN, settings)."""
+        """Validate a CreateEventSourceMapping request (lenient: CloudFormation properties), all but the source's
+        existence: (source ARN, function ARN, settings)."""
         source = body.get("EventSourceArn")
         if not isinstance(source, str) or not source:
-            raise InvalidParameterValueException("EventSourceArn is required for an SQS event source mapping")
+            raise InvalidParameterValueException("EventSourceArn is required for this event source mapping")
         function_name = body.get("FunctionName")
         if not isinstance(function_name, str) or not function_name:
             raise InvalidParameterValueException(
                 "1 validation error detected: Value null at 'functionName' failed to satisfy constraint: "
                 "Member must not be null"
             )
-        name = _queue_name(source)[2]
+        kind = source_kind(source)
         function_arn = self._function_arn(function_name)
-        settings = settings_from(body, lenient=lenient)
-        if name.endswith(".fifo") and settings.batch_size > 10:
+        settings = settings_from(body, lenient=lenient, source=kind)
+        if kind is SourceKind.SQS and _queue_name(source)[2].endswith(".fifo") and settings.batch_size > 10:
             raise InvalidParameterValueException("Batch size for SQS FIFO queues must be less than or equal to 10")
         for runtime in self._runtimes.values():
             existing = runtime.mapping
@@ -272,8 +309,8 @@ class EventSourceMappings:
         return source, function_arn, settings
 
     def create(self, body: dict[str, Any], queue_url: str | None = None, lenient: bool = False) -> EventSourceMapping:
-        """CreateEventSourceMapping. Resolves the queue if `queue_url` is not given (blocking: not on the gateway's
-        loop unless SQS is reached directly)."""
+        """CreateEventSourceMapping. Resolves the source if `queue_url` is not given (blocking: not on the gateway's
+        loop unless the source is reached directly)."""
         source, function_arn, settings = self.check(body, lenient)
         url = queue_url if queue_url is not None else self.resolve_queue(source)
         mapping = EventSourceMapping(
@@ -284,26 +321,68 @@ class EventSourceMappings:
             region=self.service.config.region,
             account_id=self.service.config.account_id,
         )
-        scaling = SqsScaling(self.clock, settings.maximum_concurrency, self.service.config.time_scale)
-        runtime = _Runtime(mapping, url, scaling)
+        runtime: _Runtime | StreamRuntime
+        if settings.source.is_stream:
+            runtime = self._stream_runtime(mapping)
+        else:
+            scaling = SqsScaling(self.clock, settings.maximum_concurrency, self.service.config.time_scale)
+            runtime = _Runtime(mapping, url, scaling)
         self._runtimes[mapping.uuid] = runtime
         LOG.info("event source mapping %s: %s -> %s (%s)", mapping.uuid, source, function_arn, settings)
+        if settings.tumbling_window_s:
+            LOG.warning(
+                "event source mapping %s: TumblingWindowInSeconds %s is accepted but tumbling windows are not run "
+                "locally (batches carry no window or state)",
+                mapping.uuid,
+                settings.tumbling_window_s,
+            )
         if settings.enabled:
             self._start_pollers(runtime)
         else:
             self._later(runtime, MappingState.DISABLED)
         return mapping
 
+    def _stream_runtime(self, mapping: EventSourceMapping) -> StreamRuntime:
+        function_name, _ = split_function_name(mapping.function_arn)
+        role = ""
+        with contextlib.suppress(LambdaApiError):
+            role = self.service.store.get(function_name).latest.spec.role
+        reader = stream_reader(
+            mapping.settings.source.value,
+            mapping.event_source_arn,
+            self._endpoint_of(mapping.settings.source.value),
+            self.service.config.region,
+            role,
+        )
+        return StreamRuntime(
+            mapping,
+            reader,
+            self.stream_invoker or LambdaServiceInvoker(self.service),
+            blocking=self._blocking,
+            clock=self.clock,
+            time_scale=self.service.config.time_scale,
+            sender=_ServiceSender(self.service),
+            metrics=self.metrics,
+            function_name=function_name,
+        )
+
     def get(self, mapping_uuid: str) -> EventSourceMapping:
         return self._runtime(mapping_uuid).mapping
 
-    def stats(self, mapping_uuid: str) -> MappingStats:
+    def stats(self, mapping_uuid: str) -> Any:
         return self._runtime(mapping_uuid).stats
 
     def scaling(self, mapping_uuid: str) -> SqsScaling:
-        return self._runtime(mapping_uuid).scaling
+        runtime = self._runtime(mapping_uuid)
+        if not isinstance(runtime, _Runtime):
+            raise InvalidParameterValueException("stream mappings scale with ParallelizationFactor, not SqsScaling")
+        return runtime.scaling
 
-    def _runtime(self, mapping_uuid: str) -> _Runtime:
+    def runtime(self, mapping_uuid: str) -> _Runtime | StreamRuntime:
+        """The live state of a mapping (tests and experiments read its stats)."""
+        return self._runtime(mapping_uuid)
+
+    def _runtime(self, mapping_uuid: str) -> _Runtime | StreamRuntime:
         try:
             return self._runtimes[mapping_uuid]
         except KeyError:
@@ -340,7 +419,10 @@ class EventSourceMappings:
         settings = settings_from(body, base=mapping.settings)
         mapping.settings = settings
         mapping.last_modified = time.time()
-        runtime.scaling.set_maximum(settings.maximum_concurrency)
+        if isinstance(runtime, StreamRuntime):
+            runtime.apply(settings)
+        else:
+            runtime.scaling.set_maximum(settings.maximum_concurrency)
         if settings.enabled and not was_enabled:
             mapping.state = MappingState.ENABLING
             self._start_pollers(runtime)
@@ -374,7 +456,7 @@ class EventSourceMappings:
         task.add_done_callback(self.service._tasks.discard)
         return task
 
-    def _later(self, runtime: _Runtime, state: MappingState) -> None:
+    def _later(self, runtime: _Runtime | StreamRuntime, state: MappingState) -> None:
         async def settle() -> None:
             await asyncio.sleep(0.05)
             if runtime.mapping.state not in (MappingState.DELETING,):
@@ -383,18 +465,23 @@ class EventSourceMappings:
         if self._spawn(settle(), f"esm-settle-{runtime.mapping.uuid}") is None:
             runtime.mapping.state = state
 
-    async def _disable(self, runtime: _Runtime) -> None:
+    async def _disable(self, runtime: _Runtime | StreamRuntime) -> None:
         await self._stop_pollers(runtime)
         if runtime.mapping.state == MappingState.DISABLING:
             runtime.mapping.state = MappingState.DISABLED
 
-    async def _delete(self, runtime: _Runtime) -> None:
+    async def _delete(self, runtime: _Runtime | StreamRuntime) -> None:
         await self._stop_pollers(runtime)
         self._runtimes.pop(runtime.mapping.uuid, None)
         LOG.info("event source mapping %s deleted: %s", runtime.mapping.uuid, runtime.stats)
 
-    def _start_pollers(self, runtime: _Runtime) -> None:
+    def _start_pollers(self, runtime: _Runtime | StreamRuntime) -> None:
         if runtime.running or self._stopping:
+            return
+        if isinstance(runtime, StreamRuntime):
+            if self._loop is None:  # not started yet: start() picks enabled mappings up
+                return
+            runtime.start(self._spawn)
             return
         runtime.running = True
         task = self._spawn(self._supervise(runtime), f"esm-{runtime.mapping.uuid}")
@@ -403,9 +490,13 @@ class EventSourceMappings:
             return
         runtime.supervisor = task
 
-    async def _stop_pollers(self, runtime: _Runtime, grace_s: float = STOP_GRACE_S) -> None:
+    async def _stop_pollers(self, runtime: _Runtime | StreamRuntime, grace_s: float = STOP_GRACE_S) -> None:
         """Let pollers finish their batch for up to `grace_s`, then cancel them: a cancelled batch's messages stay
-        in flight and reappear after the visibility timeout, so nothing is lost."""
+        in flight and reappear after the visibility timeout (a stream batch goes back to the front of its lane), so
+        nothing is lost."""
+        if isinstance(runtime, StreamRuntime):
+            await runtime.stop(grace_s)
+            return
         runtime.running = False
         tasks = [t for t in [runtime.supervisor, *runtime.workers] if t is not None]
         if not tasks:
@@ -511,24 +602,46 @@ class EventSourceMappings:
             size += sum(len(m.get("Body", "")) + 1024 for m in got)
         return batch
 
+    def _count(self, runtime: _Runtime, name: str, events: int) -> None:
+        if self.metrics is not None and "EventCount" in runtime.mapping.settings.metrics:
+            self.metrics.count(runtime.mapping.uuid, name, events)
+
     async def _process(self, runtime: _Runtime, messages: list[dict[str, Any]]) -> None:
         mapping = runtime.mapping
         stats = runtime.stats
+        self._count(runtime, esm_metrics.POLLED, len(messages))
+        event = sqs_event(messages, mapping.event_source_arn, mapping.region)
+        filters = mapping.settings.filters
+        if filters:  # Lambda deletes the messages its filter criteria leave out ("Lambda event filtering")
+            kept = [(m, r) for m, r in zip(messages, event["Records"], strict=True) if filters.matches(r)]
+            left_out = [m for m in messages if m["MessageId"] not in {k["MessageId"] for k, _ in kept}]
+            if left_out:
+                stats.filtered_out += len(left_out)
+                self._count(runtime, esm_metrics.FILTERED_OUT, len(left_out))
+                await self._delete_messages(runtime, left_out)
+            if not kept:
+                return
+            messages = [m for m, _ in kept]
+            event = {"Records": [r for _, r in kept]}
         stats.batches += 1
-        payload = json.dumps(sqs_event(messages, mapping.event_source_arn, mapping.region)).encode()
+        payload = json.dumps(event).encode()
+        self._count(runtime, esm_metrics.INVOKED, len(messages))
         try:
             outcome = await self.service.invoke(mapping.function_arn, None, payload)
         except TooManyRequestsException:
             stats.throttles += 1  # the batch stays in flight and reappears after the visibility timeout
+            self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
             await asyncio.sleep(THROTTLE_BACKOFF_S)
             return
         except LambdaApiError as exc:
             stats.other_errors += 1
+            self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
             LOG.warning("event source mapping %s: invoke failed: %s: %s", mapping.uuid, exc.code, exc.message)
             await asyncio.sleep(ERROR_BACKOFF_S)
             return
         if outcome.function_error is not None:
             stats.function_errors += 1  # the whole batch returns to the queue
+            self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
             return
         stats.succeeded += 1
         keep: set[str] = set()
@@ -537,11 +650,15 @@ class EventSourceMappings:
             failed = failed_item_ids(outcome.body, ids)
             if failed is None:
                 stats.function_errors += 1
+                self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
                 LOG.info("event source mapping %s: invalid batchItemFailures response; batch failed", mapping.uuid)
                 return
             keep = failed
             stats.item_failures += len(failed)
-        await self._delete_messages(runtime, [m for m in messages if m["MessageId"] not in keep])
+        done = [m for m in messages if m["MessageId"] not in keep]
+        before = stats.deleted
+        await self._delete_messages(runtime, done)
+        self._count(runtime, esm_metrics.DELETED, stats.deleted - before)
 
     async def _delete_messages(self, runtime: _Runtime, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), RECEIVE_MAX):

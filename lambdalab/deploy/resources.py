@@ -350,7 +350,7 @@ def lambda_event_source_mapping(ctx: ProvisionContext, logical_id: str, props: d
     if create is None:
         raise NotCreated("event source mappings are not run locally yet (the Lambda service has no pollers)")
     name, qualifier = function_name_of(props["FunctionName"])
-    resolved = dict(props)
+    resolved = {k: v for k, v in props.items() if k in (APPLIED_PROPERTIES["AWS::Lambda::EventSourceMapping"] or ())}
     resolved["FunctionName"] = f"{name}:{qualifier}" if qualifier else name
     try:
         mapping_id = str(create(resolved))
@@ -546,15 +546,32 @@ def sns_subscription(ctx: ProvisionContext, logical_id: str, props: dict[str, An
     if "Endpoint" in props:
         params["Endpoint"] = props["Endpoint"]
     attributes = {
-        k: _queue_attribute(props[k]) for k in ("RawMessageDelivery", "FilterPolicy", "RedrivePolicy") if k in props
+        k: _queue_attribute(props[k])
+        for k in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "DeliveryPolicy")
+        if k in props
     }
     if attributes:
         params["Attributes"] = attributes
+    existing = [
+        s
+        for s in call(ctx, "sns", "ListSubscriptionsByTopic", {"TopicArn": props["TopicArn"]}).get("Subscriptions", [])
+        if s.get("Protocol") == props["Protocol"] and s.get("Endpoint") == props.get("Endpoint")
+    ]
+    if existing:
+        # SNS keeps one subscription per topic, protocol and endpoint; moto returns the old one with the old
+        # attributes, where SNS refuses a second one that asks for different attributes.
+        current = call(ctx, "sns", "GetSubscriptionAttributes", {"SubscriptionArn": existing[0]["SubscriptionArn"]})
+        have = current.get("Attributes", {})
+        if any(have.get(k) != v for k, v in attributes.items()):
+            raise UserError(
+                "sns Subscribe failed: InvalidParameter: Invalid parameter: Attributes Reason: Subscription already "
+                f"exists with different attributes ({props.get('Endpoint')} on {props['TopicArn']})"
+            )
     arn = call(ctx, "sns", "Subscribe", params)["SubscriptionArn"]
     return Created(arn)
 
 
-S3_BUCKET_APPLIED = frozenset({"BucketName", "Tags", "VersioningConfiguration"})
+S3_BUCKET_APPLIED = frozenset({"BucketName", "Tags", "VersioningConfiguration", "NotificationConfiguration"})
 
 
 def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
@@ -572,6 +589,10 @@ def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
             "PutBucketVersioning",
             {"Bucket": name, "VersioningConfiguration": props["VersioningConfiguration"]},
         )
+    if props.get("NotificationConfiguration"):
+        from lambdalab.deploy.source_resources import bucket_notifications
+
+        bucket_notifications(ctx, logical_id, name, props["NotificationConfiguration"])
     unknown = sorted(set(props) - S3_BUCKET_APPLIED)
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
@@ -805,7 +826,19 @@ def state_machine(ctx: ProvisionContext, logical_id: str, props: dict[str, Any])
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
 
 
-def _import_openapi_paths(ctx: ProvisionContext, api_id: str, root_id: str, body: Mapping[str, Any]) -> None:
+def _warn_unserved_integration(ctx: ProvisionContext, logical_id: str, method: str, path: str, kind: str) -> None:
+    """Only Lambda proxy integrations are served locally: any other type is named at deploy, not a silent 500."""
+    if str(kind).upper() != "AWS_PROXY":
+        ctx.warnings.append(
+            f"{ctx.types.get(logical_id, 'AWS::ApiGateway::RestApi')} ({logical_id}): {method} {path} has a "
+            f"{str(kind).upper()} integration, which the local cloud does not serve (mapping templates are not run); "
+            "requests to it answer 500"
+        )
+
+
+def _import_openapi_paths(
+    ctx: ProvisionContext, api_id: str, root_id: str, body: Mapping[str, Any], logical_id: str = ""
+) -> None:
     """Create resources, methods and integrations from an OpenAPI/Swagger body.
 
     Written here because moto's put_rest_api reads only OpenAPI 3 and skips x-amazon-apigateway-integration, while
@@ -855,6 +888,7 @@ def _import_openapi_paths(ctx: ProvisionContext, api_id: str, root_id: str, body
                         integration["uri"] if isinstance(integration["uri"], str) else json.dumps(integration["uri"])
                     )
                 call(ctx, "apigateway", "PutIntegration", params)
+                _warn_unserved_integration(ctx, logical_id, http_method, path, params["type"])
 
 
 def rest_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
@@ -872,7 +906,7 @@ def rest_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> C
     resources = call(ctx, "apigateway", "GetResources", {"restApiId": api["id"]})["items"]
     root_id = next(item["id"] for item in resources if item["path"] == "/")
     if isinstance(body, dict):
-        _import_openapi_paths(ctx, api["id"], root_id, body)
+        _import_openapi_paths(ctx, api["id"], root_id, body, logical_id)
     return Created(api["id"], {"RootResourceId": root_id, "RestApiId": api["id"]})
 
 
@@ -962,6 +996,7 @@ def api_method(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) ->
         if "Uri" in integration:
             params["uri"] = integration["Uri"]
         call(ctx, "apigateway", "PutIntegration", params)
+        _warn_unserved_integration(ctx, logical_id, str(props["HttpMethod"]), str(props["ResourceId"]), params["type"])
     return Created(f"{props['RestApiId']}-{props['ResourceId']}-{props['HttpMethod']}")
 
 
@@ -1020,7 +1055,12 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "FunctionName", "Qualifier", "MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig",
     }),
     "AWS::Lambda::Permission": None,
-    "AWS::Lambda::EventSourceMapping": None,
+    "AWS::Lambda::EventSourceMapping": frozenset({
+        "EventSourceArn", "FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
+        "FunctionResponseTypes", "ScalingConfig", "FilterCriteria", "MetricsConfig", "StartingPosition",
+        "StartingPositionTimestamp", "ParallelizationFactor", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds",
+        "BisectBatchOnFunctionError", "DestinationConfig",
+    }),
     "AWS::IAM::Role": frozenset({
         "RoleName", "AssumeRolePolicyDocument", "Path", "Description", "MaxSessionDuration", "PermissionsBoundary",
         "Tags", "Policies", "ManagedPolicyArns",
@@ -1037,7 +1077,8 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "Tags", "Subscription",
     }),
     "AWS::SNS::Subscription": frozenset({
-        "TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "FilterPolicy", "RedrivePolicy",
+        "TopicArn", "Protocol", "Endpoint", "RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy",
+        "DeliveryPolicy", "Region",
     }),
     "AWS::S3::Bucket": None,
     "AWS::DynamoDB::Table": None,
@@ -1063,6 +1104,17 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
         "RestApiId", "ResourceId", "HttpMethod", "AuthorizationType", "ApiKeyRequired", "Integration",
     }),
 }  # fmt: skip
+
+
+def _register_source_types() -> None:
+    """The event-source types (EventBridge, Scheduler, Kinesis, SNS topic policies) live in their own module."""
+    from lambdalab.deploy import source_resources
+
+    PROVISIONERS.update(source_resources.PROVISIONERS)
+    APPLIED_PROPERTIES.update(source_resources.APPLIED_PROPERTIES)
+
+
+_register_source_types()
 
 
 def new_stack_id(region: str, account_id: str, stack_name: str) -> str:

@@ -40,7 +40,9 @@ _SELF_CHECKED: dict[str, Any] = {
     "AWS::CloudWatch::Alarm": ("cloudwatch", "PutMetricAlarm", frozenset({"Tags"})),
     "AWS::Lambda::Permission": "recorded",
     "AWS::XRay::SamplingRule": "recorded",
-    "AWS::Lambda::EventSourceMapping": "the local Lambda service",
+    "AWS::ApiGatewayV2::Authorizer": "recorded",
+    "AWS::ApiGatewayV2::DomainName": "not created",
+    "AWS::ApiGatewayV2::ApiMapping": "not created",
 }  # fmt: skip
 
 # What each type's properties mean locally beyond "applied", where it differs from AWS. One line per type.
@@ -57,6 +59,10 @@ _NOTES = {
     "AWS::ApiGateway::Stage": "MethodSettings accepted, not applied",
     "AWS::DynamoDB::Table": "ContributorInsightsSpecification accepted, not collected",
     "AWS::Lambda::Alias": "RoutingConfig accepted; every call goes to the main version",
+    "AWS::ApiGatewayV2::Authorizer": "created, not applied: every route is called without authorization",
+    "AWS::ApiGatewayV2::DomainName": "not created (needs DNS and certificates); a warning says so",
+    "AWS::ApiGatewayV2::ApiMapping": "not created (needs a custom domain name); a warning says so",
+    "AWS::Kinesis::Stream": "StreamEncryption accepted, records kept unencrypted",
 }
 
 
@@ -97,6 +103,8 @@ def describe(kind: str) -> TypeSupport:
     if isinstance(how, tuple):
         service, operation, extra = how
         applied = [p for p in properties if p in _api_members(service, operation) or p in extra]
+    elif how == "not created":
+        applied = []
     elif isinstance(how, str):
         applied = [] if how == "recorded" else properties
         recorded = properties if how == "recorded" else []

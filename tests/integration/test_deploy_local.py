@@ -22,9 +22,9 @@ def test_up_says_each_warning_once_with_a_summary_and_deploy_adds_a_stack(tmp_pa
     with local_cloud(TEMPLATES / "mentions" / "template.yaml", tmp_path, extra=["--stack-name", "mentions"]) as cloud:
         stderr = "".join(cloud.stderr_lines).splitlines()
         # THEN every unsupported type is one line, printed once, and the summary counts what was created
-        rules = [line for line in stderr if "AWS::Events::Rule (NightlyRule, HourlyRule): not supported" in line]
+        rules = [line for line in stderr if "AWS::IoT::TopicRule (NightlyRule, HourlyRule): not supported" in line]
         assert rules == [
-            "warning: AWS::Events::Rule (NightlyRule, HourlyRule): not supported by the local cloud; not created"
+            "warning: AWS::IoT::TopicRule (NightlyRule, HourlyRule): not supported by the local cloud; not created"
         ]
         warnings = [line for line in stderr if line.startswith("warning: ")]
         assert len(warnings) == len(set(warnings))

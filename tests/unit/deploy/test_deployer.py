@@ -197,14 +197,14 @@ def test_sam_template_with_samconfig_creates_every_supported_type(moto_endpoint:
     # Nothing silently skipped: unsupported types and their dependants are warnings with names.
     assert resources["Parameter"].status is ResourceStatus.NOT_SUPPORTED
     assert "AWS::SSM::Parameter (Parameter): not supported by the local cloud; not created" in stack.warnings
-    assert resources["OrdersFunctionNightly"].status is ResourceStatus.NOT_SUPPORTED
-    # The permission is attached to the function, which exists; the rule it names is a mention, left unresolved.
+    # SAM's Schedule event: an EventBridge rule with a schedule expression and the function as target
+    assert resources["OrdersFunctionNightly"].status is ResourceStatus.CREATE_COMPLETE
     assert resources["OrdersFunctionNightlyPermission"].status is ResourceStatus.CREATE_COMPLETE
-    assert (
-        "AWS::Lambda::Permission (OrdersFunctionNightlyPermission): property SourceArn refers to OrdersFunctionNightly "
-        "(AWS::Events::Rule), which was not created; the reference is left as the unresolved name "
-        "lambdalab-not-created-OrdersFunctionNightly" in stack.warnings
-    )
+    events = client(moto_endpoint, "events")
+    rule_name = resources["OrdersFunctionNightly"].physical_id
+    assert events.describe_rule(Name=rule_name)["ScheduleExpression"] == "rate(1 day)"
+    (target,) = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+    assert target["Arn"] == resources["OrdersFunction"].attributes["Arn"] + ":live"  # AutoPublishAlias
     assert resources["OrdersFunctionFromQueue"].status is ResourceStatus.NOT_SUPPORTED
     assert any("OrdersFunctionFromQueue" in w and "not run locally yet" in w for w in stack.warnings)
     assert any("output ParameterName" in w for w in stack.warnings)

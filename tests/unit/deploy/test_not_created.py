@@ -22,7 +22,7 @@ def run(template: Path, control, endpoint: str, **kwargs):
 
 
 def test_mentions_are_left_unresolved_and_attached_resources_are_skipped(moto_endpoint: str) -> None:
-    # GIVEN a template with two EventBridge rules and an image function the local cloud cannot create
+    # GIVEN a template with two IoT topic rules and an image function the local cloud cannot create
     control = RecordingLambdaControl()
     stack = run(TEMPLATES / "mentions" / "template.yaml", control, moto_endpoint, stack_name="mentions")
     status = {logical_id: r.status for logical_id, r in stack.resources.items()}
@@ -41,8 +41,8 @@ def test_mentions_are_left_unresolved_and_attached_resources_are_skipped(moto_en
     assert spec.environment == {
         "RULE_NAME": "lambdalab-not-created-NightlyRule",
         "RULE_ARNS": (
-            "arn:aws:events:us-east-1:123456789012:lambdalab-not-created-NightlyRule,"
-            "arn:aws:events:us-east-1:123456789012:lambdalab-not-created-HourlyRule"
+            "arn:aws:iot:us-east-1:123456789012:lambdalab-not-created-NightlyRule,"
+            "arn:aws:iot:us-east-1:123456789012:lambdalab-not-created-HourlyRule"
         ),
     }
     iam = boto3.client(
@@ -57,10 +57,10 @@ def test_mentions_are_left_unresolved_and_attached_resources_are_skipped(moto_en
     assert policy["PolicyDocument"]["Statement"][0]["Resource"].endswith(":lambdalab-not-created-NightlyRule")
     # AND every unsupported type is one warning, each mention one warning, nothing said twice
     assert (
-        "AWS::Events::Rule (NightlyRule, HourlyRule): not supported by the local cloud; not created" in stack.warnings
+        "AWS::IoT::TopicRule (NightlyRule, HourlyRule): not supported by the local cloud; not created" in stack.warnings
     )
     assert (
-        "AWS::Lambda::Function (Worker): property Environment refers to NightlyRule (AWS::Events::Rule), which was "
+        "AWS::Lambda::Function (Worker): property Environment refers to NightlyRule (AWS::IoT::TopicRule), which was "
         "not created; the reference is left as the unresolved name lambdalab-not-created-NightlyRule" in stack.warnings
     )
     assert len(stack.warnings) == len(set(stack.warnings))
