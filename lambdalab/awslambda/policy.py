@@ -826,11 +826,11 @@ class ConcurrencyPolicy:
                 del index[key]
         else:
             rec.state = EnvState.IDLE
-            bucket = index.get(key)
-            if bucket is None:
+            existing = index.get(key)
+            if existing is None:
                 index[key] = {rec.env_id: None}
             else:
-                bucket[rec.env_id] = None
+                existing[rec.env_id] = None
 
     def _kill(self, rec: EnvironmentRecord, reason: str) -> None:
         rec.died_at = self._clock.now()
