@@ -404,18 +404,20 @@ class Simulation:
                     )
             self._runtime[spec.name] = _Runtime(spec, model, self.rng, tables)
             self.policy.add_function(spec.name)
+        self.initial_capacity = {t.logical_id: (t.read, t.write) for t in stack.tables.values()}
+        self.initial_provisioned = {f.name: dict(f.provisioned) for f in stack.functions.values() if f.provisioned}
         self._configure_concurrency()
         self._queues: dict[str, _SimQueue] = {q.arn: _SimQueue(q) for q in stack.queues.values()}
         for q in self._queues.values():
             if q.spec.dlq_arn:
                 q.dlq = self._queues.get(q.spec.dlq_arn)
-        self._mappings: list[_Mapping] = []
+        self.mappings: list[_Mapping] = []
         for m in stack.mappings:
             queue = self._queues.get(m.queue_arn)
             if queue is None:
                 self.notes.append(f"{m.logical_id}: queue {m.queue_arn} is not in the template; not simulated")
                 continue
-            self._mappings.append(_Mapping(m.logical_id, queue, stack.functions[m.function], m.qualifier, m.settings))
+            self.mappings.append(_Mapping(m.logical_id, queue, stack.functions[m.function], m.qualifier, m.settings))
         self._resolved: dict[tuple[str, str], tuple[str, str, str]] = {}
         self._tracked: list[_Tracked] = []
         self._pc_watch: dict[tuple[str, str], ProvisionedState] = {}
@@ -452,7 +454,7 @@ class Simulation:
         self.load_start = self.clock.t
         self.series = Series(self.bin_s, self.load_start)
         self._start_autoscaling()
-        for mapping in self._mappings:
+        for mapping in self.mappings:
             if mapping.settings.enabled:
                 mapping.scaling = SqsScaling(self.clock, mapping.settings.maximum_concurrency)
                 self._supervise(mapping)
@@ -495,7 +497,7 @@ class Simulation:
             return True
         if self.queue.counts().queued:
             return True
-        return any(m.queue.visible or m.queue.invisible for m in self._mappings)
+        return any(m.queue.visible or m.queue.invisible for m in self.mappings)
 
     # --- invoking -------------------------------------------------------------------------------------------------
 
@@ -674,6 +676,8 @@ class Simulation:
             table, uses, retries, backoff = calls[attempt.call_index]
             if self.meter.admit(table, uses).admitted:
                 self.meter.charge(table, uses)
+                for use in uses:
+                    self.series.count(f"dynamodb consumed {use.kind.value} {table}", now, use.units)
                 attempt.call_index += 1
                 attempt.call_tries = 0
                 continue
@@ -922,7 +926,7 @@ class Simulation:
         for _ in range(count):
             queue.visible.append([now, 0.0])
         queue.sent += count
-        for mapping in self._mappings:
+        for mapping in self.mappings:
             if mapping.queue is queue:
                 self._wake(mapping)
 
@@ -1039,7 +1043,7 @@ class Simulation:
                 spec = self._runtime[name].spec
                 if status is not None:
                     series.peak(f"provisioned allocated {spec.logical_id}:{qualifier}", now, status.allocated)
-        for mapping in self._mappings:
+        for mapping in self.mappings:
             visible, in_flight = mapping.queue.backlog(self.clock.t)
             series.peak(f"sqs backlog {mapping.queue.spec.logical_id}", now, visible)
             series.peak(f"sqs in flight {mapping.queue.spec.logical_id}", now, in_flight)
