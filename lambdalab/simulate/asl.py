@@ -505,10 +505,12 @@ class StateMachineLoad:
     def _start_one(self, sim: Simulation, interpreter: Interpreter, n: int) -> None:
         record = ExecutionRecord(self.machine.name, f"sim-{n + 1}", sim.clock.t)
         self.records.append(record)
+        sim.active_work += 1
         context: dict[str, Any] = {"Execution": {"Name": record.name, "Input": self.payload}}
         machine = interpreter.run_states(self.machine.definition, self.payload, record, context)
 
         def done(value: Any, failure: Failed | None) -> None:
+            sim.active_work -= 1
             record.end = sim.clock.t
             record.status = "FAILED" if failure is not None else "SUCCEEDED"
             record.error = failure.error if failure is not None else None

@@ -205,14 +205,14 @@ class Series:
         return row
 
     def count(self, name: str, t: float, value: float = 1.0) -> None:
-        i = int((t - self.start) / self.width) if t > self.start else 0
+        i = int((t - self.start) / self.width + 1e-9) if t > self.start else 0
         row = self.counts.get(name)
         if row is None or len(row) <= i:
             row = self._row(self.counts, name, i)
         row[i] += value
 
     def peak(self, name: str, t: float, value: float) -> None:
-        i = int((t - self.start) / self.width) if t > self.start else 0
+        i = int((t - self.start) / self.width + 1e-9) if t > self.start else 0
         row = self.gauges.get(name)
         if row is None or len(row) <= i:
             row = self._row(self.gauges, name, i)
@@ -375,6 +375,7 @@ class Simulation:
         self._env_kind: dict[str, str] = {}
         self.load_start = 0.0
         self.end = 0.0
+        self.active_work = 0  # loads' work in progress between invocations (executions, virtual users)
         self.bin_s = bin_s
         self.series = Series(bin_s, 0.0)
         self.stats: dict[tuple[str, str], KeyStats] = {}
@@ -493,7 +494,7 @@ class Simulation:
     _horizon = 0.0
 
     def _busy(self) -> bool:
-        if self.life.in_flight():
+        if self.life.in_flight() or self.active_work:
             return True
         if self.queue.counts().queued:
             return True

@@ -322,12 +322,12 @@ class ArtilleryLoad:
                 if step.kind == "loop":
                     walk(step.steps)
                 elif step.kind == "request":
-                    self._route(step.method, step.url)
+                    self.route(step.method, step.url)
 
         for scenario in self.script.scenarios:
             walk(scenario.flow)
 
-    def _route(self, method: str, url: str) -> tuple[Function, str] | None:
+    def route(self, method: str, url: str) -> tuple[Function, str] | None:
         """The function and qualifier a request reaches; None: API Gateway answers 403 (no such route)."""
         path = _TEMPLATE.sub("x", url.split("?", 1)[0])
         key = (method, path)
@@ -371,6 +371,7 @@ class ArtilleryLoad:
 
         def arrive(it: Iterator[float]) -> None:
             self.users += 1
+            sim.active_work += 1
             scenario = scenarios[0] if len(scenarios) == 1 else choose(scenarios, weights)[0]
             self._run_steps(sim, _flatten(scenario.flow), 0)
             nxt = next(it, None)
@@ -388,9 +389,10 @@ class ArtilleryLoad:
             return
         if index >= len(steps):
             self.users_completed += 1
+            sim.active_work -= 1
             return
         step = steps[index]
-        route = self._route(step.method, step.url)
+        route = self.route(step.method, step.url)
         label = f"{step.method} {_TEMPLATE.sub('{…}', step.url.split('?', 1)[0])}"
         stats = self.by_route.setdefault(label, RouteStats())
         stats.requests += 1
@@ -398,6 +400,7 @@ class ArtilleryLoad:
         if route is None:
             stats.statuses[403] = stats.statuses.get(403, 0) + 1
             self.users_failed += 1
+            sim.active_work -= 1
             return
         function, qualifier = route
 
@@ -411,6 +414,7 @@ class ArtilleryLoad:
                 stats.latencies.append(min(latency, INTEGRATION_TIMEOUT_S))
             if status >= 400 or latency > self.script.timeout_s:
                 self.users_failed += 1  # Artillery ends the virtual user on an error (a failed capture included)
+                sim.active_work -= 1
                 return
             self._run_steps(sim, steps, index + 1)
 

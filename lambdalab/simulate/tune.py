@@ -185,6 +185,7 @@ class Row:
     outcomes: dict[str, Any]
     seconds: float
     pareto: bool = False
+    refused: str | None = None  # AWS would refuse this setting (e.g. provisioned above reserved): why
 
     @property
     def throttled(self) -> int:
@@ -196,10 +197,13 @@ def _one(job: tuple[argparse.Namespace, dict[str, str]]) -> Row:
     started = time.perf_counter()
     knobs = {k: v for k, v in setting.items() if k in KNOBS or k.startswith(("reserved:", "provisioned:"))}
     parameters = {k: v for k, v in setting.items() if k not in knobs}
-    plan = simulate_cli.plan_from_args(args, overrides=parameters)
-    apply_knobs(plan.stack, knobs)
-    plan.keep_invocations = 0
-    result = simulate_cli.simulate(plan, args.prices)
+    try:
+        plan = simulate_cli.plan_from_args(args, overrides=parameters)
+        apply_knobs(plan.stack, knobs)
+        plan.keep_invocations = 0
+        result = simulate_cli.simulate(plan, args.prices)
+    except UserError as exc:  # an impossible combination, refused as AWS would: the sweep goes on
+        return Row(setting, {}, time.perf_counter() - started, refused=exc.message)
     return Row(setting, result.outcomes.to_json(), time.perf_counter() - started)
 
 
@@ -215,6 +219,7 @@ def _value(row: Row, key: str) -> float:
 
 def mark_pareto(rows: list[Row]) -> None:
     """A row is on the Pareto front when no other row is at least as good on every criterion and better on one."""
+    rows = [r for r in rows if r.refused is None]
     for row in rows:
         mine = [_value(row, k) for k in _CRITERIA]
         row.pareto = not any(
@@ -227,6 +232,9 @@ def mark_pareto(rows: list[Row]) -> None:
 
 
 def recommend(rows: list[Row]) -> str:
+    rows = [r for r in rows if r.refused is None]
+    if not rows:
+        return "Every setting was refused (see the table); nothing to recommend."
     clean = [r for r in rows if r.throttled == 0]
     if clean:
         best = min(clean, key=lambda r: (r.outcomes["cost"], _value(r, "p99_s")))
@@ -270,7 +278,13 @@ def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
         "load": _load_label(args),
         "criteria": list(_CRITERIA),
         "settings": [
-            {"setting": r.setting, "outcomes": r.outcomes, "pareto": r.pareto, "seconds": round(r.seconds, 3)}
+            {
+                "setting": r.setting,
+                "outcomes": r.outcomes or None,
+                "pareto": r.pareto,
+                "refused": r.refused,
+                "seconds": round(r.seconds, 3),
+            }
             for r in rows
         ],
         "recommendation": advice,
@@ -291,7 +305,8 @@ def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
     )
     for column in ("", "setting", "cold", "throttles", "DDB throttles", "spillover", "p99", "cost (run)", "cost/month"):
         table.add_column(column, justify="left" if column in ("", "setting") else "right")
-    for r in sorted(rows, key=lambda r: (r.throttled, r.outcomes["cost"])):
+    ranked = sorted((r for r in rows if r.refused is None), key=lambda r: (r.throttled, r.outcomes["cost"]))
+    for r in ranked:
         o = r.outcomes
         table.add_row(
             "★" if r.pareto else "",
@@ -324,8 +339,12 @@ def _load_label(args: argparse.Namespace) -> str:
 
 def render_page(body: Mapping[str, Any]) -> str:
     rows = []
-    for entry in sorted(body["settings"], key=lambda e: e["outcomes"]["cost"]):
+    for entry in sorted(body["settings"], key=lambda e: (e["outcomes"] is None, (e["outcomes"] or {}).get("cost", 0))):
         o = entry["outcomes"]
+        if o is None:
+            rows.append(f"<tr><td>✗</td><td>{html.escape(_label(entry['setting']))}</td>"
+                        f"<td colspan=\"7\">refused: {html.escape(str(entry['refused']))}</td></tr>")  # fmt: skip
+            continue
         cells = [
             "★" if entry["pareto"] else "",
             _label(entry["setting"]),
