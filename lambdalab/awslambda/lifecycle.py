@@ -207,6 +207,9 @@ class Dispose(Command):
 
 
 _NOTHING: tuple[Command, ...] = ()
+# enum members as module constants on the hot path (an enum class attribute costs ~200 ns on CPython 3.11)
+_COLD = StartKind.COLD
+_SUCCESS, _FUNCTION_ERROR, _THROTTLED = Outcome.SUCCESS, Outcome.FUNCTION_ERROR, Outcome.THROTTLED
 
 
 class Lifecycle:
@@ -239,14 +242,14 @@ class Lifecycle:
         decision = self.policy.admit(attempt.function, attempt.version, attempt.qualifier)
         if type(decision) is not Admitted:
             assert isinstance(decision, Throttled)
-            attempt.outcome = Outcome.THROTTLED
+            attempt.outcome = _THROTTLED
             attempt.throttle = decision
             return Reject(attempt, decision)
         env_id = decision.env_id
         attempt.env_id = env_id
         attempt.kind = decision.kind
         attempt.spillover = decision.spillover
-        if decision.kind is StartKind.COLD:
+        if decision.kind is _COLD:
             self._waiting[env_id] = attempt
             now = self.clock.now()
             return Spawn(
@@ -297,7 +300,7 @@ class Lifecycle:
         attempt = self._running.pop(env_id)
         attempt.outcome = outcome
         answer = Answer(attempt)
-        if outcome is Outcome.SUCCESS or outcome is Outcome.FUNCTION_ERROR:
+        if outcome is _SUCCESS or outcome is _FUNCTION_ERROR:
             if self.policy.release(env_id):
                 if attempt.async_event is None:
                     return (answer,)

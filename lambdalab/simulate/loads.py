@@ -11,6 +11,9 @@ user (Artillery: "Failed capture or match"), as does any error answer under the 
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import logging
 import math
 import random
@@ -95,9 +98,11 @@ class InvokeLoad:
                 times = (t for i, t in zip(range(self.count), times, strict=False))
         qualifier = self.qualifier or "$LATEST"
         if self.asynchronous:
-            self._feed(sim, times, lambda: sim.call_async(self.function, qualifier))
+            fire: Callable[[], Any] = functools.partial(sim.call_async, self.function, qualifier)
         else:
-            self._feed(sim, times, lambda: sim.call(self.function, qualifier, self._done))
+            fire = functools.partial(sim.call, self.function, qualifier, self._done)
+        if not sim.stream(times, fire):
+            self._feed(sim, times, fire)
 
     def _done(self, attempt: SimAttempt) -> None:
         key = "429 " + attempt.throttle.reason.value if attempt.throttle is not None else _status_text(attempt)
@@ -353,9 +358,11 @@ class ArtilleryLoad:
     def start(self, sim: Simulation) -> None:
         rng = sim.rng if self.poisson else None
         t = sim.load_start
-        weights = [s.weight for s in self.script.scenarios]
         scenarios = self.script.scenarios
-        choose = sim.rng.choices
+        flows = [self._compile(_flatten(scenario.flow)) for scenario in scenarios]
+        total = sum(s.weight for s in scenarios)
+        cumulative = list(itertools.accumulate(s.weight / total for s in scenarios))
+        draw = sim.rng.random
 
         def times() -> Iterator[float]:
             nonlocal t
@@ -372,8 +379,8 @@ class ArtilleryLoad:
         def arrive(it: Iterator[float]) -> None:
             self.users += 1
             sim.active_work += 1
-            scenario = scenarios[0] if len(scenarios) == 1 else choose(scenarios, weights)[0]
-            self._run_steps(sim, _flatten(scenario.flow), 0)
+            flow = flows[0] if len(flows) == 1 else flows[min(bisect.bisect(cumulative, draw()), len(flows) - 1)]
+            self._run_steps(sim, flow, 0)
             nxt = next(it, None)
             if nxt is not None:
                 sim.schedule(nxt, arrive, it)
@@ -383,26 +390,39 @@ class ArtilleryLoad:
         if first is not None:
             sim.schedule(first, arrive, it)
 
-    def _run_steps(self, sim: Simulation, steps: list[Step], index: int) -> None:
-        while index < len(steps) and steps[index].kind == "think":
-            sim.schedule(sim.clock.t + steps[index].seconds, lambda i: self._run_steps(sim, steps, i), index + 1)
+    def _compile(self, steps: list[Step]) -> list[_Compiled]:
+        """Each step's route, label and statistics resolved once, not per virtual user."""
+        out = []
+        for step in steps:
+            if step.kind == "think":
+                out.append(_Compiled(step.seconds, None, None))
+                continue
+            route = self.route(step.method, step.url)
+            label = f"{step.method} {_TEMPLATE.sub('{…}', step.url.split('?', 1)[0])}"
+            out.append(_Compiled(None, route, self.by_route.setdefault(label, RouteStats())))
+        return out
+
+    def _run_steps(self, sim: Simulation, steps: list[_Compiled], index: int) -> None:
+        if index < len(steps) and steps[index].think is not None:
+            sim.schedule(sim.clock.t + (steps[index].think or 0.0), lambda i: self._run_steps(sim, steps, i), index + 1)
             return
         if index >= len(steps):
             self.users_completed += 1
             sim.active_work -= 1
             return
         step = steps[index]
-        route = self.route(step.method, step.url)
-        label = f"{step.method} {_TEMPLATE.sub('{…}', step.url.split('?', 1)[0])}"
-        stats = self.by_route.setdefault(label, RouteStats())
+        stats = step.stats
+        assert stats is not None
         stats.requests += 1
         sent = sim.clock.t
+        route = step.route
         if route is None:
             stats.statuses[403] = stats.statuses.get(403, 0) + 1
             self.users_failed += 1
             sim.active_work -= 1
             return
         function, qualifier = route
+        timeout = self.script.timeout_s
 
         def done(attempt: SimAttempt) -> None:
             status = _api_status(attempt)
@@ -412,13 +432,20 @@ class ArtilleryLoad:
             stats.statuses[status] = stats.statuses.get(status, 0) + 1
             if len(stats.latencies) < 2_000_000:
                 stats.latencies.append(min(latency, INTEGRATION_TIMEOUT_S))
-            if status >= 400 or latency > self.script.timeout_s:
+            if status >= 400 or latency > timeout:
                 self.users_failed += 1  # Artillery ends the virtual user on an error (a failed capture included)
                 sim.active_work -= 1
                 return
             self._run_steps(sim, steps, index + 1)
 
-        sim.call(function, qualifier, done, source=f"api {label}")
+        sim.call(function, qualifier, done, source="api")
+
+
+@dataclass
+class _Compiled:
+    think: float | None
+    route: tuple[Function, str] | None
+    stats: RouteStats | None
 
 
 def _flatten(steps: list[Step]) -> list[Step]:

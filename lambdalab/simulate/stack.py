@@ -295,6 +295,13 @@ def build(read: ReadStack) -> SimStack:
         if target is None:
             stack.warnings.append(f"{r.logical_id}: its scalable target is not in the template; not simulated")
             continue
+        minimum, maximum = int(_int(target["MinCapacity"]) or 0), int(_int(target["MaxCapacity"]) or 0)
+        if minimum > maximum:
+            raise UserError(
+                f"{r.logical_id}: its scalable target's MinCapacity {minimum} is above MaxCapacity {maximum} "
+                "(Application Auto Scaling refuses it: ValidationException)",
+                where=where,
+            )
         stack.scaling.append(
             ScalingPolicy(
                 r.logical_id,
