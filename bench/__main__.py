@@ -11,6 +11,7 @@ BENCHMARKS = [
     ["bench_invoke.py", "--clients", "1,32", "--invokes", "4000", "--cold", "30"],
     ["bench_environments.py", "--invokes", "2000", "--spawns", "50", "--envs", "1000"],
     ["bench_traces.py", "--segments", "100000", "--runs", "5"],
+    ["bench_simulate.py"],
 ]
 
 

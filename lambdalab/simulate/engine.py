@@ -56,6 +56,7 @@ from lambdalab.errors import UserError
 from lambdalab.observe.metrics import ConcurrencySnapshot, MetricsAggregator, ProvisionedState
 from lambdalab.simulate.models import FunctionModel, ModelSet
 from lambdalab.simulate.stack import LATEST, Function, Queue, SimStack
+from lambdalab.traces.model import bulk
 
 LOG = logging.getLogger(__name__)
 
@@ -91,29 +92,44 @@ class EventClock:
 
 
 class Sample:
-    """Values kept for quantiles: all of them up to `cap`, then a systematic subsample (every 2nd, 4th, ...)
-    so memory stays bounded at tens of millions of invocations; quantiles of the subsample stay unbiased."""
+    """Values kept for quantiles: all of them up to `cap`, then a systematic subsample (every 2nd, 4th, ...) so memory
+    stays bounded at tens of millions of invocations; quantiles of the subsample stay unbiased.
 
-    __slots__ = ("cap", "skip", "stride", "values")
+    The hot path only appends to `buffer` (`push`, a C-level call); `flush()` — called once per time-series bin and
+    before the values are read — moves the buffer into the kept values with the current stride."""
+
+    __slots__ = ("buffer", "cap", "kept", "offset", "push", "stride")
 
     def __init__(self, cap: int = 400_000) -> None:
-        self.values = array("d")
-        self.skip = 1  # values to pass before the next one kept
+        self.buffer = array("d")
+        self.push = self.buffer.append
+        self.kept = array("d")
         self.stride = 1
+        self.offset = 0  # index in the buffer of the next value to keep
         self.cap = cap
 
     def add(self, value: float) -> None:
-        skip = self.skip - 1
-        if skip:
-            self.skip = skip
+        self.push(value)
+
+    def flush(self) -> None:
+        buffer = self.buffer
+        if not buffer:
             return
-        self.skip = self.stride
-        values = self.values
-        values.append(value)
-        if len(values) >= self.cap:
-            self.values = values[1::2]
+        if self.stride == 1:
+            self.kept.extend(buffer)
+        else:
+            self.kept.extend(buffer[self.offset :: self.stride])
+            self.offset = (self.offset - len(buffer)) % self.stride
+        del buffer[:]  # the same array: `push` stays bound to it
+        while len(self.kept) >= self.cap:
+            self.kept = self.kept[1::2]
             self.stride *= 2
-            self.skip = self.stride
+            self.offset %= self.stride
+
+    @property
+    def values(self) -> array[float]:
+        self.flush()
+        return self.kept
 
     def sorted(self) -> list[float]:
         return sorted(self.values)
@@ -131,6 +147,7 @@ class SimAttempt(Attempt):
         "invoke_end",
         "invoke_start",
         "key",
+        "key_stats",
         "source",
         "status",
         "work",
@@ -164,6 +181,7 @@ class SimAttempt(Attempt):
         self.outcome = None
         self.throttle = None
         self.key = (function, qualifier)
+        self.key_stats: KeyStats | None = None
         self.done = done
         self.source = source
         self.init_start: float | None = None
@@ -176,7 +194,7 @@ class SimAttempt(Attempt):
         self.call_tries = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyStats:
     """Counters and samples of one function and qualifier."""
 
@@ -193,14 +211,16 @@ class KeyStats:
     duration: Sample = field(default_factory=Sample)
     e2e_cold: Sample = field(default_factory=Sample)
     e2e_warm: Sample = field(default_factory=Sample)
-    billed_ms_on_demand: int = 0  # duration + INIT of on-demand cold starts (billed since August 2025)
-    billed_ms_provisioned: int = 0  # duration on provisioned environments
+    billed_ms_on_demand: float = 0.0  # duration + INIT of on-demand cold starts (billed since August 2025)
+    billed_ms_provisioned: float = 0.0  # duration on provisioned environments
     labels: tuple[str, str, str] = ("", "", "")  # series names: arrivals, cold starts, spillover
 
 
 class Series:
     """Time series in fixed bins from the start of the load (bin width `width` seconds): counts (events per bin) and
     peaks (the highest value seen in the bin)."""
+
+    __slots__ = ("counts", "gauges", "start", "width")
 
     def __init__(self, width: float, start: float) -> None:
         self.width = width
@@ -212,7 +232,7 @@ class Series:
         return max(0, int((t - self.start) / self.width))
 
     @staticmethod
-    def _row(table: dict[str, array[float]], name: str, i: int) -> array[float]:
+    def grow(table: dict[str, array[float]], name: str, i: int) -> array[float]:
         row = table.get(name)
         if row is None:
             row = table[name] = array("d")
@@ -224,14 +244,14 @@ class Series:
         i = int((t - self.start) / self.width + 1e-9) if t > self.start else 0
         row = self.counts.get(name)
         if row is None or len(row) <= i:
-            row = self._row(self.counts, name, i)
+            row = self.grow(self.counts, name, i)
         row[i] += value
 
     def peak(self, name: str, t: float, value: float) -> None:
         i = int((t - self.start) / self.width + 1e-9) if t > self.start else 0
         row = self.gauges.get(name)
         if row is None or len(row) <= i:
-            row = self._row(self.gauges, name, i)
+            row = self.grow(self.gauges, name, i)
         row[i] = max(row[i], value)
 
     def length(self) -> int:
@@ -395,6 +415,7 @@ class Simulation:
         self._stream: Iterator[float] | None = None
         self._stream_fire: Callable[[], Any] | None = None
         self._stream_t = math.inf
+        self._run_end_cb = self._run_end  # bound once: the hot path schedules it for every call
         self.bin_s = bin_s
         self.series = Series(bin_s, 0.0)
         self.stats: dict[tuple[str, str], KeyStats] = {}
@@ -438,7 +459,7 @@ class Simulation:
                 self.notes.append(f"{m.logical_id}: queue {m.queue_arn} is not in the template; not simulated")
                 continue
             self.mappings.append(_Mapping(m.logical_id, queue, stack.functions[m.function], m.qualifier, m.settings))
-        self._resolved: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._resolved: dict[str, dict[str, tuple[str, str, str, KeyStats]]] = {}
         self._tracked: list[_Tracked] = []
         self._pc_watch: dict[tuple[str, str], ProvisionedState] = {}
         self._pc_values: dict[tuple[str, tuple[tuple[str, str], ...], int], dict[str, float]] = {}
@@ -520,7 +541,14 @@ class Simulation:
             clock.t = until
 
     def run(self, until: float) -> None:
-        """Run the loads to `until` (clock time), then let what is in flight finish (at most 15 minutes more)."""
+        """Run the loads to `until` (clock time), then let what is in flight finish (at most 15 minutes more).
+
+        The cyclic garbage collector is paused meanwhile (lambdalab.traces.model.bulk): an invocation creates no
+        reference cycle, so its passes are pure overhead, about a tenth of the hot path (bench/bench_simulate.py)."""
+        with bulk():
+            self._run(until)
+
+    def _run(self, until: float) -> None:
         self._horizon = until
         self._drain(until)
         settle = until + 900.0
@@ -555,10 +583,13 @@ class Simulation:
         source: str = "invoke",
     ) -> SimAttempt:
         """A synchronous invoke now; `done(attempt)` is called when it is answered (at once when throttled)."""
-        resolved = self._resolved.get((function.logical_id, qualifier))
+        by_qualifier = self._resolved.get(function.logical_id)
+        resolved = by_qualifier.get(qualifier) if by_qualifier is not None else None
         if resolved is None:
             as_invoked, version = function.resolve(qualifier)
-            resolved = self._resolved[(function.logical_id, qualifier)] = (function.name, version, as_invoked)
+            probe = SimAttempt(0, function.name, version, as_invoked, timeout_s=0, received_at=0, done=None, source="")
+            resolved = (function.name, version, as_invoked, self._key(probe))
+            self._resolved.setdefault(function.logical_id, {})[qualifier] = resolved
         attempt = SimAttempt(
             next(self._ids),
             resolved[0],
@@ -569,6 +600,7 @@ class Simulation:
             done=done,
             source=source,
         )
+        attempt.key_stats = resolved[3]
         command = self.life.invoke(attempt)
         if type(command) is Run:
             self._start_run(command)
@@ -683,7 +715,15 @@ class Simulation:
         runtime = self._runtime[attempt.function]
         now = self.clock.t
         if attempt.init_start is None:  # warm or provisioned: count it now (a cold one was counted at spawn)
-            self.series.peak(runtime.concurrency_label, now, self.policy.concurrent_executions(attempt.function))
+            # Series.peak, inlined: this runs for every warm call
+            series = self.series
+            i = int((now - series.start) / series.width + 1e-9) if now > series.start else 0
+            row = series.gauges.get(runtime.concurrency_label)
+            if row is None or len(row) <= i:
+                row = series.grow(series.gauges, runtime.concurrency_label, i)
+            value = self.policy.concurrent_executions(attempt.function)
+            if value > row[i]:  # noqa: PLR1730 - a comparison is cheaper than max() on this path
+                row[i] = value
             if attempt.kind is _PROVISIONED and attempt.key in self._pc_watch:
                 self._pc_changed(attempt.key)
         if command.reinit:  # INIT again inside the invoke, under the function timeout
@@ -704,7 +744,7 @@ class Simulation:
         if end > command.deadline:
             self.schedule(command.deadline, self._run_timed_out, command)
         else:
-            self.schedule(end, self._run_end, command)
+            heapq.heappush(self._heap, (end, next(self._seq), self._run_end_cb, command))
 
     def _dynamo_step(self, state: tuple[SimAttempt, Run, float]) -> None:
         """The function's DynamoDB calls, in order, each admitted by the capacity meter; a refused one is retried with
@@ -777,11 +817,17 @@ class Simulation:
 
     def _answered(self, attempt: SimAttempt) -> None:
         now = self.clock.t
-        stats = self.stats.get(attempt.key) or self._key(attempt)
+        stats = attempt.key_stats or self._key(attempt)
         series = self.series
         outcome = attempt.outcome
         arrivals, colds, spills = stats.labels
-        series.count(arrivals, attempt.received_at)
+        # Series.count of the arrival, inlined: this runs for every call
+        t = attempt.received_at
+        i = int((t - series.start) / series.width + 1e-9) if t > series.start else 0
+        row = series.counts.get(arrivals)
+        if row is None or len(row) <= i:
+            row = series.grow(series.counts, arrivals, i)
+        row[i] += 1.0
         if outcome is _THROTTLED:
             assert attempt.throttle is not None
             reason = attempt.throttle.reason.value
@@ -793,21 +839,21 @@ class Simulation:
             e2e = now - attempt.received_at
             start = attempt.invoke_start
             duration = (attempt.invoke_end or now) - (now if start is None else start)
-            stats.duration.add(duration)
+            stats.duration.push(duration)
             if kind is _WARM:
                 stats.warm += 1
-                stats.e2e_warm.add(e2e)
-                stats.billed_ms_on_demand += math.ceil(duration * 1000)
+                stats.e2e_warm.push(e2e)
+                stats.billed_ms_on_demand += -(-duration * 1000.0 // 1.0)  # rounded up to 1 ms, as Lambda bills
             elif kind is _COLD:
                 stats.cold += 1
-                stats.init.add(attempt.init_duration or 0.0)
-                stats.e2e_cold.add(e2e)
+                stats.init.push(attempt.init_duration or 0.0)
+                stats.e2e_cold.push(e2e)
                 stats.billed_ms_on_demand += math.ceil((duration + (attempt.init_duration or 0.0)) * 1000)
                 series.count(colds, now)
             else:
                 stats.provisioned += 1
-                stats.e2e_warm.add(e2e)
-                stats.billed_ms_provisioned += math.ceil(duration * 1000)
+                stats.e2e_warm.push(e2e)
+                stats.billed_ms_provisioned += -(-duration * 1000.0 // 1.0)
                 if attempt.key in self._pc_watch:
                     self._pc_changed(attempt.key)
             if attempt.spillover:
@@ -1065,7 +1111,11 @@ class Simulation:
             self.schedule(self.clock.t + REAP_INTERVAL_S, self._reap, None)
 
     def _sample(self, _: Any) -> None:
-        """Gauges at the end of each bin: provisioned allocated, SQS backlog and pollers, table capacity."""
+        """Gauges at the end of each bin: provisioned allocated, SQS backlog and pollers, table capacity; and the
+        samples' buffers flushed (so they never hold more than a bin's values)."""
+        for key_stats in self.stats.values():
+            for sample in (key_stats.duration, key_stats.e2e_warm, key_stats.e2e_cold, key_stats.init):
+                sample.flush()
         now = self.clock.t - 1e-9
         series = self.series
         for spec in self.stack.functions.values():

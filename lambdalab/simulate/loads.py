@@ -77,7 +77,7 @@ class InvokeLoad:
     count: int | None
     asynchronous: bool
     poisson: bool
-    statuses: dict[str, int] = field(default_factory=dict)
+    answers: dict[tuple[Any, Any, int], int] = field(default_factory=dict)  # (outcome, throttle, status) → count
 
     def length(self) -> float:
         if self.duration is not None:
@@ -99,14 +99,45 @@ class InvokeLoad:
         qualifier = self.qualifier or "$LATEST"
         if self.asynchronous:
             fire: Callable[[], Any] = functools.partial(sim.call_async, self.function, qualifier)
-        else:
+        elif self.count is not None and self.count <= 100_000:
             fire = functools.partial(sim.call, self.function, qualifier, self._done)
+        else:  # long runs: the answers are read from the simulation's counters, no callback per call
+            self._sim = sim
+            fire = functools.partial(sim.call, self.function, qualifier, None)
         if not sim.stream(times, fire):
             self._feed(sim, times, fire)
 
     def _done(self, attempt: SimAttempt) -> None:
-        key = "429 " + attempt.throttle.reason.value if attempt.throttle is not None else _status_text(attempt)
-        self.statuses[key] = self.statuses.get(key, 0) + 1
+        key = (attempt.outcome, attempt.throttle, attempt.status)
+        answers = self.answers
+        answers[key] = answers.get(key, 0) + 1
+
+    _sim: Simulation | None = None
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        """What the Invoke API answered: "200 OK", "200 FunctionError (...)", "429 <reason>"."""
+        out: dict[str, int] = {}
+        if self._sim is not None:
+            as_invoked, _ = self.function.resolve(self.qualifier)
+            stats = self._sim.stats.get((self.function.name, as_invoked))
+            if stats is not None:
+                errors = sum(stats.outcomes.values())
+                out["200 OK"] = stats.invocations - errors
+                for name, n in stats.outcomes.items():
+                    out[f"200 FunctionError ({name})"] = n
+                for reason, n in stats.throttles.items():
+                    out[f"429 {reason}"] = n
+            return out
+        for (outcome, throttle, status), n in self.answers.items():
+            if throttle is not None:
+                text = f"429 {throttle.reason.value}"
+            elif outcome is Outcome.SUCCESS:
+                text = "200 OK" if status == 200 else f"200 (function status {status})"
+            else:
+                text = f"200 FunctionError ({outcome.value if outcome else '?'})"
+            out[text] = out.get(text, 0) + n
+        return out
 
     @staticmethod
     def _feed(sim: Simulation, times: Iterator[float], fire: Callable[[], Any]) -> None:
@@ -121,13 +152,6 @@ class InvokeLoad:
         first = next(times, None)
         if first is not None:
             sim.schedule(first, arrive, times)
-
-
-def _status_text(attempt: SimAttempt) -> str:
-    outcome = attempt.outcome
-    if outcome is Outcome.SUCCESS:
-        return f"200 {'(function status ' + str(attempt.status) + ')' if attempt.status != 200 else 'OK'}"
-    return f"200 FunctionError ({outcome.value if outcome else '?'})"
 
 
 @dataclass

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import yaml
@@ -74,10 +75,19 @@ class LogNormal(Distribution):
     p99: float
 
     def sampler(self, rng: random.Random) -> Sampler:
-        mu = math.log(self.p50)
-        sigma = (math.log(self.p99) - mu) / _Z99
-        gauss, exp = rng.gauss, math.exp
-        return lambda: exp(mu + sigma * gauss(0.0, 1.0))
+        # Inverse-CDF sampling from a table of the distribution's quantiles, linearly interpolated: one C-level
+        # random() per draw instead of random.gauss (pure Python, a tenth of a warm call's cost). The table has
+        # 8,192 intervals; the tails beyond the 1/16,384 and 16,383/16,384 quantiles are clipped to them.
+        table = _lognormal_table(self.p50, self.p99)
+        draw, size = rng.random, _TABLE_SIZE
+
+        def sample() -> float:
+            u = draw() * size
+            i = int(u)
+            low = table[i]
+            return low + (table[i + 1] - low) * (u - i)
+
+        return sample
 
     def median(self) -> float:
         return self.p50
@@ -120,6 +130,18 @@ class Empirical(Distribution):
     def describe(self) -> str:
         where = f" from {self.source}" if self.source else ""
         return f"empirical({len(self.samples)} samples{where}, median {_fmt(self.median())})"
+
+
+_TABLE_SIZE = 8192
+
+
+def _lognormal_table(p50: float, p99: float) -> list[float]:
+    mu = math.log(p50)
+    sigma = (math.log(p99) - mu) / _Z99
+    normal = NormalDist()
+    edge = 0.5 / _TABLE_SIZE
+    points = [min(max(i / _TABLE_SIZE, edge), 1.0 - edge) for i in range(_TABLE_SIZE + 1)]
+    return [math.exp(mu + sigma * normal.inv_cdf(p)) for p in points]
 
 
 def _fmt(seconds: float) -> str:

@@ -316,8 +316,8 @@ def build_result(
             },
         )
         row["requests"] += stats.invocations
-        row["billed_ms_on_demand"] += stats.billed_ms_on_demand
-        row["billed_ms_provisioned"] += stats.billed_ms_provisioned
+        row["billed_ms_on_demand"] += int(stats.billed_ms_on_demand)
+        row["billed_ms_provisioned"] += int(stats.billed_ms_provisioned)
     transitions = sum(int(r["state_transitions"] or 0) for r in execution_rows)
     costs = estimate(
         prices,
