@@ -94,7 +94,7 @@ def spike() -> dict[str, Any]:
             "--model",
             str(ROOT / "loadtests" / "models" / "spike.yaml"),
             "--json",
-        ]  # fmt: skip
+        ]
     )
     rows = {f["qualifier"]: f for f in body["functions"] if f["qualifier"] in ("standard", "custom")}
     return {
@@ -136,7 +136,7 @@ def tune() -> dict[str, Any]:
             "TableMaxCapacity=2000",
             *TUNE_SWEEP,
             "--json",
-        ]  # fmt: skip
+        ]
     )
     return {
         "settings": len(body["settings"]),
