@@ -305,14 +305,16 @@ class _Runtime:
         self.init_errors = model.init_errors
         self.status = model.status
         self.concurrency_label = f"concurrency {spec.name}"
-        self.calls: list[tuple[str, tuple[Use, ...], int, float]] = []
+        self.calls: list[tuple[str, tuple[Use, ...], int, float, tuple[tuple[str, float], ...]]] = []
         for call in model.dynamodb:
             uses: list[Use] = []
             if call.read:
                 uses.append(Use(call.index, Kind.READ, call.read))
             if call.write:
                 uses.append(Use(call.index, Kind.WRITE, call.write))
-            self.calls.append((tables[call.table], tuple(uses), call.retries, call.backoff_s))
+            table = tables[call.table]
+            labels = tuple((f"dynamodb consumed {use.kind.value} {table}", use.units) for use in uses)
+            self.calls.append((table, tuple(uses), call.retries, call.backoff_s, labels))
 
 
 class _SimQueue:
@@ -755,11 +757,11 @@ class Simulation:
         now = self.clock.t
         calls = runtime.calls
         while attempt.call_index < len(calls):
-            table, uses, retries, backoff = calls[attempt.call_index]
+            table, uses, retries, backoff, labels = calls[attempt.call_index]
             if self.meter.admit(table, uses).admitted:
                 self.meter.charge(table, uses)
-                for use in uses:
-                    self.series.count(f"dynamodb consumed {use.kind.value} {table}", now, use.units)
+                for label, units in labels:
+                    self.series.count(label, now, units)
                 attempt.call_index += 1
                 attempt.call_tries = 0
                 continue

@@ -3,8 +3,10 @@ mappings, tables, scaling policies, state machines and API routes, read with lam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +137,12 @@ class SimStack:
     warnings: list[str] = field(default_factory=list)
     region: str = constants.DEFAULT_REGION
     _by_name: dict[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """What the simulation depends on (not the parameter values that led to it): two settings with the same
+        fingerprint simulate the same, so `tune` runs them once."""
+        body = (self.functions, self.queues, self.mappings, self.tables, self.scaling, self.state_machines, self.apis)
+        return hashlib.sha256(pickle.dumps(body, protocol=4)).hexdigest()
 
     def function(self, key: str) -> Function:
         """By logical id, name or (qualified) ARN."""

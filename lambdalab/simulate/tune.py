@@ -186,25 +186,69 @@ class Row:
     seconds: float
     pareto: bool = False
     refused: str | None = None  # AWS would refuse this setting (e.g. provisioned above reserved): why
+    same_as: str = ""  # simulated once with this other setting: nothing the simulation reads differs
 
     @property
     def throttled(self) -> int:
         return int(self.outcomes["throttles"]) + int(self.outcomes["dynamodb_throttles"])
 
 
-def _one(job: tuple[argparse.Namespace, dict[str, str]]) -> Row:
-    args, setting = job
-    started = time.perf_counter()
+def _plan(args: argparse.Namespace, setting: Mapping[str, str]) -> simulate_cli.Plan:
     knobs = {k: v for k, v in setting.items() if k in KNOBS or k.startswith(("reserved:", "provisioned:"))}
     parameters = {k: v for k, v in setting.items() if k not in knobs}
+    plan = simulate_cli.plan_from_args(args, overrides=parameters)
+    apply_knobs(plan.stack, knobs)
+    plan.keep_invocations = 0
+    return plan
+
+
+def _fingerprint(job: tuple[argparse.Namespace, dict[str, str]]) -> tuple[str | None, str | None]:
+    """Phase 1, in the pool: read the template for this setting; (fingerprint, None) or (None, why refused)."""
+    args, setting = job
     try:
-        plan = simulate_cli.plan_from_args(args, overrides=parameters)
-        apply_knobs(plan.stack, knobs)
-        plan.keep_invocations = 0
-        result = simulate_cli.simulate(plan, args.prices)
+        return _plan(args, setting).stack.fingerprint(), None
+    except UserError as exc:
+        return None, exc.message
+
+
+def _one(job: tuple[argparse.Namespace, dict[str, str]]) -> Row:
+    """Phase 2, in the pool: simulate one setting."""
+    args, setting = job
+    started = time.perf_counter()
+    try:
+        result = simulate_cli.simulate(_plan(args, setting), args.prices)
     except UserError as exc:  # an impossible combination, refused as AWS would: the sweep goes on
         return Row(setting, {}, time.perf_counter() - started, refused=exc.message)
     return Row(setting, result.outcomes.to_json(), time.perf_counter() - started)
+
+
+def _sweep(jobs: list[tuple[argparse.Namespace, dict[str, str]]], workers: int) -> list[Row]:
+    """Read every setting's template (phase 1), simulate each distinct configuration once (phase 2): settings that
+    change nothing the simulation reads (a table's minimum capacity on an on-demand table) share one run."""
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs))) if workers > 1 and len(jobs) > 1 else None
+    try:
+        mapper = pool.map if pool is not None else map
+        prints = list(mapper(_fingerprint, jobs))
+        unique: dict[str, int] = {}
+        for index, (fingerprint, _) in enumerate(prints):
+            if fingerprint is not None:
+                unique.setdefault(fingerprint, index)
+        simulated = dict(zip(unique.values(), mapper(_one, [jobs[i] for i in unique.values()]), strict=True))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    rows = []
+    for index, (fingerprint, refused) in enumerate(prints):
+        setting = jobs[index][1]
+        if fingerprint is None:
+            rows.append(Row(setting, {}, 0.0, refused=refused))
+            continue
+        first = simulated[unique[fingerprint]]
+        same = "" if unique[fingerprint] == index else _label(jobs[unique[fingerprint]][1])
+        rows.append(
+            Row(setting, dict(first.outcomes), first.seconds if not same else 0.0, refused=first.refused, same_as=same)
+        )
+    return rows
 
 
 _CRITERIA = ("cold_starts", "throttled", "spillover", "p99_s", "cost")
@@ -264,11 +308,7 @@ def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
         apply_knobs(copy.deepcopy(probe.stack), {k: v for k, v in setting.items() if k not in probe.stack.parameters})
     workers = args.workers or os.cpu_count() or 1
     jobs = [(args, setting) for setting in settings]
-    if workers <= 1 or len(jobs) == 1:
-        rows = [_one(job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            rows = list(pool.map(_one, jobs))
+    rows = _sweep(jobs, workers)
     mark_pareto(rows)
     advice = recommend(rows)
     elapsed = time.perf_counter() - started
@@ -283,6 +323,7 @@ def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
                 "outcomes": r.outcomes or None,
                 "pareto": r.pareto,
                 "refused": r.refused,
+                "same_as": r.same_as or None,
                 "seconds": round(r.seconds, 3),
             }
             for r in rows
