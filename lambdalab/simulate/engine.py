@@ -936,8 +936,12 @@ class Simulation:
                     continue
                 datapoint = self._datapoint(tracked, period, capacity)
                 decision = tracked.tracker.observe(datapoint, capacity)
-                if datapoint is not None:
-                    self.series.peak(f"utilisation {tracked.resource_id}", (period + 1) * PERIOD_S - 1e-6, datapoint)
+                if datapoint is not None:  # drawn over the whole minute it describes
+                    label = f"utilisation {tracked.resource_id}"
+                    t = max(period * PERIOD_S, self.load_start)
+                    while t < (period + 1) * PERIOD_S:
+                        self.series.peak(label, t, datapoint)
+                        t += self.bin_s
                 if decision is not None:
                     self._apply(tracked, decision)
         if not self._settling or self._busy():
@@ -1120,7 +1124,10 @@ class Simulation:
                 sample.flush()
         now = self.clock.t - 1e-9
         series = self.series
+        invoked = {function for function, _ in self.stats}
         for spec in self.stack.functions.values():
+            if spec.name not in invoked:
+                continue  # provisioned concurrency nobody called: in the costs, not in the charts
             for qualifier in spec.provisioned:
                 status = self.policy.provisioned_status(spec.name, qualifier)
                 if status is not None:

@@ -418,8 +418,12 @@ def series_json(sim: Simulation) -> dict[str, Any]:
     series = sim.series
     length = max(1, math.ceil((sim.end - sim.load_start) / series.width))
     factor = max(1, math.ceil(length / MAX_POINTS))
-    counts = {k: _rebinned(v[:length], factor, "sum") for k, v in series.counts.items()}
-    peaks = {k: _rebinned(v[:length], factor, "max") for k, v in series.gauges.items()}
+    def padded(values: Any) -> list[float]:
+        row = list(values[:length])
+        return row + [0.0] * (length - len(row))
+
+    counts = {k: _rebinned(padded(v), factor, "sum") for k, v in series.counts.items()}
+    peaks = {k: _rebinned(padded(v), factor, "max") for k, v in series.gauges.items()}
     return {"bin_s": series.width * factor, "start_s": sim.load_start, "counts": counts, "peaks": peaks}
 
 
@@ -439,7 +443,8 @@ def svg_chart(
     lines = [(name, values) for name, values in lines if values and any(v for v in values)]
     if not lines:
         return ""
-    width, height, left, right, top, bottom = 900, 240, 60, 16, 28, 46
+    legend_rows = math.ceil(len(lines) / 3)
+    width, height, left, right, top, bottom = 900, 226 + 16 * legend_rows, 60, 16, 28, 32 + 16 * legend_rows
     n = max(len(v) for _, v in lines)
     peak = max(max(v) for _, v in lines) or 1.0
     top_value = _nice(peak)
@@ -464,8 +469,8 @@ def svg_chart(
         parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>')
     for k in range(6):
         t = span * k / 5
-        parts.append(f'<text x="{x(n * k / 5):.1f}" y="{height - bottom + 16}" text-anchor="middle">{_clock(t)}</text>')
-    parts.append(f'<text x="{left - 50}" y="{top - 10}" class="muted">{html.escape(unit)}</text>')
+        parts.append(f'<text x="{x(n * k / 5):.1f}" y="{height - bottom + 14}" text-anchor="middle">{_clock(t)}</text>')
+    parts.append(f'<text x="{width - right}" y="16" text-anchor="end" fill="#5b6670">{html.escape(unit)}</text>')
     for at, label in marks:
         px = x(at / bin_s)
         parts.append(
@@ -487,7 +492,7 @@ def svg_chart(
             f"<title>{html.escape(name)}</title></polyline>"
         )
         lx = left + (index % 3) * 290
-        ly = height - 14 + (index // 3) * 0
+        ly = height - 16 * legend_rows + 4 + (index // 3) * 16
         parts.append(
             f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
             f'<text x="{lx + 14}" y="{ly}">{html.escape(name[:44])}</text>'
