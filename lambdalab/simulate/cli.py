@@ -26,6 +26,8 @@ from lambdalab.simulate.results import SimulationResult, build_result, render_pa
 from lambdalab.simulate.stack import SimStack, load_stack
 
 LOG = logging.getLogger(__name__)
+# samtranslator warns about its own unpublished usage metrics on every transform; a sweep reads the template 20 times
+logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
 
 MAX_BINS = 1500
 
