@@ -148,10 +148,12 @@ class SimAttempt(Attempt):
         "invoke_start",
         "key",
         "key_stats",
-        "source",
         "status",
         "work",
     )
+    work: float  # assigned by _start_run when the model makes DynamoDB calls, with the two below
+    call_index: int
+    call_tries: int
 
     def __init__(
         self,
@@ -163,35 +165,32 @@ class SimAttempt(Attempt):
         timeout_s: float,
         received_at: float,
         done: Callable[[SimAttempt], None] | None,
-        source: str,
+        key: tuple[str, str] | None = None,
+        key_stats: KeyStats | None = None,
     ) -> None:
-        # every slot of Attempt and of this class, assigned here in one call (the hot path builds one per invocation)
+        # Attempt's slots and this class's, assigned here in one call (the hot path builds one per invocation). Not
+        # assigned until used: `context` and `init_retried` (never read here), and the DynamoDB step's `work`,
+        # `call_index`, `call_tries` (set by _start_run when the model has calls).
         self.request_id = request_id
         self.function = function
         self.version = version
         self.qualifier = qualifier
         self.timeout_s = timeout_s
         self.received_at = received_at
-        self.context = None
         self.async_event = None
         self.env_id = None
         self.kind = None
         self.spillover = False
-        self.init_retried = False
         self.outcome = None
         self.throttle = None
-        self.key = (function, qualifier)
-        self.key_stats: KeyStats | None = None
+        self.key = key or (function, qualifier)
+        self.key_stats = key_stats
         self.done = done
-        self.source = source
         self.init_start: float | None = None
         self.init_duration: float | None = None
         self.invoke_start: float | None = None
         self.invoke_end: float | None = None
         self.status = 200
-        self.work = 0.0
-        self.call_index = 0
-        self.call_tries = 0
 
 
 @dataclass(slots=True)
@@ -461,7 +460,7 @@ class Simulation:
                 self.notes.append(f"{m.logical_id}: queue {m.queue_arn} is not in the template; not simulated")
                 continue
             self.mappings.append(_Mapping(m.logical_id, queue, stack.functions[m.function], m.qualifier, m.settings))
-        self._resolved: dict[str, dict[str, tuple[str, str, str, KeyStats]]] = {}
+        self._resolved: dict[str, dict[str, tuple[str, str, str, KeyStats, tuple[str, str]]]] = {}
         self._tracked: list[_Tracked] = []
         self._pc_watch: dict[tuple[str, str], ProvisionedState] = {}
         self._pc_values: dict[tuple[str, tuple[tuple[str, str], ...], int], dict[str, float]] = {}
@@ -589,8 +588,8 @@ class Simulation:
         resolved = by_qualifier.get(qualifier) if by_qualifier is not None else None
         if resolved is None:
             as_invoked, version = function.resolve(qualifier)
-            probe = SimAttempt(0, function.name, version, as_invoked, timeout_s=0, received_at=0, done=None, source="")
-            resolved = (function.name, version, as_invoked, self._key(probe))
+            probe = SimAttempt(0, function.name, version, as_invoked, timeout_s=0, received_at=0, done=None)
+            resolved = (function.name, version, as_invoked, self._key(probe), probe.key)
             self._resolved.setdefault(function.logical_id, {})[qualifier] = resolved
         attempt = SimAttempt(
             next(self._ids),
@@ -600,9 +599,9 @@ class Simulation:
             timeout_s=function.timeout_s,
             received_at=self.clock.t,
             done=done,
-            source=source,
+            key=resolved[4],
+            key_stats=resolved[3],
         )
-        attempt.key_stats = resolved[3]
         command = self.life.invoke(attempt)
         if type(command) is Run:
             self._start_run(command)
@@ -636,7 +635,6 @@ class Simulation:
                 timeout_s=spec.timeout_s,
                 received_at=self.clock.t,
                 done=None,
-                source="async",
             )
 
         self._execute_all(self.life.dispatch_async(make))
@@ -737,6 +735,8 @@ class Simulation:
         work = runtime.run()
         if runtime.calls:
             attempt.work = work
+            attempt.call_index = 0
+            attempt.call_tries = 0
             if now > self.clock.t:  # after an INIT re-run: the calls happen once it is over
                 self.schedule(now, self._dynamo_step, (attempt, command, now))
             else:

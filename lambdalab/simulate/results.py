@@ -418,6 +418,7 @@ def series_json(sim: Simulation) -> dict[str, Any]:
     series = sim.series
     length = max(1, math.ceil((sim.end - sim.load_start) / series.width))
     factor = max(1, math.ceil(length / MAX_POINTS))
+
     def padded(values: Any) -> list[float]:
         row = list(values[:length])
         return row + [0.0] * (length - len(row))
