@@ -12,6 +12,7 @@ BENCHMARKS = [
     ["bench_environments.py", "--invokes", "2000", "--spawns", "50", "--envs", "1000"],
     ["bench_traces.py", "--segments", "100000", "--runs", "5"],
     ["bench_flash_sale.py", "--phases", "10,10,30,10"],
+    ["bench_simulate.py"],
 ]
 
 

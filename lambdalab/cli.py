@@ -1,4 +1,5 @@
-"""The `lambdalab` command: `up` (the local cloud), `env` (exports), `traces` (the cold-start report), `demo`."""
+"""The `lambdalab` command: `up` (the local cloud), `env` (exports), `traces` (the cold-start report), `demo`,
+`simulate` and `tune` (the same template and rules on a virtual clock)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,24 @@ def build_parser() -> argparse.ArgumentParser:
     from lambdalab.demo import add_arguments as add_demo_arguments
 
     add_demo_arguments(demo)
+
+    simulate = sub.add_parser(
+        "simulate", help="run the template's functions on a virtual clock with the local cloud's rules, at any scale"
+    )
+    from lambdalab.simulate.cli import add_arguments as add_simulate_arguments
+
+    add_simulate_arguments(simulate)
+
+    from lambdalab.simulate.tune import add_arguments as add_tune_arguments
+    from lambdalab.simulate.tune import epilog as tune_epilog
+
+    tune = sub.add_parser(
+        "tune",
+        help="sweep settings of the template over one load; the outcomes, the Pareto front and a recommendation",
+        epilog=tune_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_tune_arguments(tune)
     return parser
 
 
@@ -253,6 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lambdalab.demo import run as run_demo
 
             return run_demo(args)
+        if args.command == "simulate":
+            from lambdalab.simulate.cli import run as run_simulate
+
+            return run_simulate(args)
+        if args.command == "tune":
+            from lambdalab.simulate.tune import run as run_tune
+
+            return run_tune(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -14,7 +14,9 @@ import enum
 import logging
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lambdalab.clock import Clock
 
@@ -120,3 +122,78 @@ class TargetTracker:
     @staticmethod
     def _cooling(last: float | None, cooldown_s: float, now: float) -> bool:
         return last is not None and now - last < cooldown_s
+
+
+# --- what a policy tracks: shared by the local cloud's executor (runner.py) and the simulator -----------------------
+
+PC_DIMENSION = "lambda:function:ProvisionedConcurrency"
+PREDEFINED_PC_METRIC = "LambdaProvisionedConcurrencyUtilization"
+
+
+def rule_for(dimension: str) -> AlarmRule:
+    """Lambda provisioned concurrency has its own alarm rule; DynamoDB tables and indexes the other."""
+    return LAMBDA_RULE if dimension == PC_DIMENSION else DYNAMODB_RULE
+
+
+def tracker_for(
+    clock: Clock,
+    config: Mapping[str, Any],
+    *,
+    dimension: str,
+    minimum: int,
+    maximum: int,
+    time_scale: float = 1.0,
+) -> TargetTracker:
+    """A TargetTracker from a TargetTrackingScalingPolicyConfiguration (cooldowns multiplied by the time scale)."""
+    return TargetTracker(
+        clock,
+        target=float(config["TargetValue"]),
+        minimum=int(minimum),
+        maximum=int(maximum),
+        rule=rule_for(dimension),
+        scale_out_cooldown_s=float(config.get("ScaleOutCooldown") or 0) * time_scale,
+        scale_in_cooldown_s=float(config.get("ScaleInCooldown") or 0) * time_scale,
+        disable_scale_in=bool(config.get("DisableScaleIn")),
+    )
+
+
+def metric_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """{"predefined": type} or the CustomizedMetricSpecification of a target-tracking configuration."""
+    if "PredefinedMetricSpecification" in config:
+        return {"predefined": config["PredefinedMetricSpecification"]["PredefinedMetricType"]}
+    return dict(config.get("CustomizedMetricSpecification") or {})
+
+
+def lambda_metric_query(function: str, qualifier: str, metric: Mapping[str, Any]) -> tuple[str, str, str, list[dict]]:
+    """(namespace, metric name, statistic, dimensions) a provisioned-concurrency policy reads each period: the
+    predefined type is AWS/Lambda ProvisionedConcurrencyUtilization, Average, on FunctionName + Resource."""
+    if "predefined" in metric:
+        dims = [{"Name": "FunctionName", "Value": function}, {"Name": "Resource", "Value": f"{function}:{qualifier}"}]
+        return "AWS/Lambda", "ProvisionedConcurrencyUtilization", "Average", dims
+    dims = [{"Name": d["Name"], "Value": d["Value"]} for d in metric.get("Dimensions") or []]
+    return metric.get("Namespace", ""), metric.get("MetricName", ""), metric.get("Statistic", "Average"), dims
+
+
+def dynamodb_utilization(consumed_units: float, period_s: float, capacity: int) -> float | None:
+    """DynamoDB{Read,Write}CapacityUtilization of one period: consumed units / (period seconds * provisioned) * 100;
+    None (no datapoint) without capacity."""
+    if capacity <= 0:
+        return None
+    return consumed_units / (period_s * capacity) * 100.0
+
+
+def last_due_period(now: float, period_s: float, lag_s: float) -> int:
+    """The last period whose datapoint is published by `now` (a datapoint arrives within `lag_s` of its end)."""
+    return math.floor((now - lag_s) / period_s) - 1
+
+
+def function_of_resource(resource_id: str) -> tuple[str, str]:
+    """``function:NAME:QUALIFIER`` → (NAME, QUALIFIER)."""
+    parts = resource_id.split(":")
+    return parts[1], parts[2] if len(parts) > 2 else ""
+
+
+def table_of_resource(resource_id: str) -> tuple[str, str | None]:
+    """``table/NAME`` or ``table/NAME/index/INDEX`` → (NAME, INDEX or None)."""
+    parts = resource_id.split("/")
+    return parts[1], parts[3] if len(parts) > 3 else None

@@ -26,7 +26,19 @@ from typing import Any
 from aiohttp import web
 from botocore.exceptions import ClientError
 
-from lambdalab.autoscaling.policy import DYNAMODB_RULE, LAMBDA_RULE, Decision, Direction, TargetTracker
+from lambdalab.autoscaling.policy import (
+    PC_DIMENSION,
+    Decision,
+    Direction,
+    TargetTracker,
+    dynamodb_utilization,
+    function_of_resource,
+    lambda_metric_query,
+    last_due_period,
+    metric_of,
+    table_of_resource,
+    tracker_for,
+)
 from lambdalab.clock import Clock
 from lambdalab.dynamodb.meter import Kind
 
@@ -39,7 +51,6 @@ _DIMENSIONS = {
     "dynamodb:index:ReadCapacityUnits": ("read capacity units", Kind.READ),
     "dynamodb:index:WriteCapacityUnits": ("write capacity units", Kind.WRITE),
 }
-PC_DIMENSION = "lambda:function:ProvisionedConcurrency"
 
 
 @dataclass
@@ -187,7 +198,7 @@ class Autoscaler:
             await asyncio.to_thread(self._refresh)  # twice a period: new policies are picked up within one
             self._refreshed_at = now
         decisions = []
-        due = math.floor((self.clock.now() - self.lag_s) / self.period_s) - 1  # the last period whose data is in
+        due = last_due_period(self.clock.now(), self.period_s, self.lag_s)  # the last period whose data is in
         for policy in list(self.policies.values()):
             while policy.next_period <= due:
                 period = policy.next_period
@@ -222,21 +233,15 @@ class Autoscaler:
             del self.policies[arn]
 
     def _track(self, p: dict[str, Any], target: dict[str, Any], config: dict[str, Any]) -> None:
-        rule = LAMBDA_RULE if p["ScalableDimension"] == PC_DIMENSION else DYNAMODB_RULE
-        if "PredefinedMetricSpecification" in config:
-            metric: dict[str, Any] = {"predefined": config["PredefinedMetricSpecification"]["PredefinedMetricType"]}
-        else:
-            metric = dict(config.get("CustomizedMetricSpecification") or {})
+        metric = metric_of(config)
         existing = self.policies.get(p["PolicyARN"])
-        tracker = TargetTracker(
+        tracker = tracker_for(
             self.clock,
-            target=float(config["TargetValue"]),
+            config,
+            dimension=p["ScalableDimension"],
             minimum=int(target["MinCapacity"]),
             maximum=int(target["MaxCapacity"]),
-            rule=rule,
-            scale_out_cooldown_s=float(config.get("ScaleOutCooldown") or 0) * self.time_scale,
-            scale_in_cooldown_s=float(config.get("ScaleInCooldown") or 0) * self.time_scale,
-            disable_scale_in=bool(config.get("DisableScaleIn")),
+            time_scale=self.time_scale,
         )
         if existing is not None:
             same = (existing.metric, existing.tracker.target, existing.tracker.minimum, existing.tracker.maximum) == (
@@ -257,7 +262,7 @@ class Autoscaler:
     # --- capacity and metrics -----------------------------------------------------------------------------------
     async def _capacity(self, policy: TrackedPolicy) -> int | None:
         if policy.dimension == PC_DIMENSION:
-            function_name, qualifier = _function_of(policy.resource_id)
+            function_name, qualifier = function_of_resource(policy.resource_id)
             if self.service is None:
                 return None
             try:
@@ -265,7 +270,7 @@ class Autoscaler:
             except Exception:
                 return None
             return int(function.provisioned.get(qualifier, 0))
-        table, index = _table_of(policy.resource_id)
+        table, index = table_of_resource(policy.resource_id)
         return await asyncio.to_thread(self._table_capacity, table, index, _DIMENSIONS[policy.dimension][1])
 
     def _table_capacity(self, table: str, index: str | None, kind: Kind) -> int | None:
@@ -285,7 +290,7 @@ class Autoscaler:
 
     def _datapoint(self, policy: TrackedPolicy, period: int, capacity: int) -> float | None:
         if policy.dimension in _DIMENSIONS:
-            table, index = _table_of(policy.resource_id)
+            table, index = table_of_resource(policy.resource_id)
             if capacity <= 0:
                 return None
             label = "Read" if _DIMENSIONS[policy.dimension][1] is Kind.READ else "Write"
@@ -293,20 +298,10 @@ class Autoscaler:
             if index is not None:
                 dims.append({"Name": "GlobalSecondaryIndexName", "Value": index})
             consumed = self._cloudwatch_value("AWS/DynamoDB", f"Consumed{label}CapacityUnits", "Sum", dims, period)
-            return None if consumed is None else consumed / (self.period_s * capacity) * 100.0
+            return None if consumed is None else dynamodb_utilization(consumed, self.period_s, capacity)
         if policy.dimension == PC_DIMENSION:
-            function_name, qualifier = _function_of(policy.resource_id)
-            if "predefined" in policy.metric:
-                namespace, name, statistic = "AWS/Lambda", "ProvisionedConcurrencyUtilization", "Average"
-                dims = [
-                    {"Name": "FunctionName", "Value": function_name},
-                    {"Name": "Resource", "Value": f"{function_name}:{qualifier}"},
-                ]
-            else:
-                namespace = policy.metric.get("Namespace", "")
-                name = policy.metric.get("MetricName", "")
-                statistic = policy.metric.get("Statistic", "Average")
-                dims = [{"Name": d["Name"], "Value": d["Value"]} for d in policy.metric.get("Dimensions") or []]
+            function_name, qualifier = function_of_resource(policy.resource_id)
+            namespace, name, statistic, dims = lambda_metric_query(function_name, qualifier, policy.metric)
             return self._cloudwatch_value(namespace, name, statistic, dims, period)
         return None
 
@@ -343,7 +338,7 @@ class Autoscaler:
         try:
             if policy.dimension == PC_DIMENSION:
                 assert self.service is not None
-                function_name, qualifier = _function_of(policy.resource_id)
+                function_name, qualifier = function_of_resource(policy.resource_id)
                 self.service.put_provisioned_concurrency(function_name, qualifier, decision.new_capacity)
                 what = "provisioned concurrency"
             else:
@@ -386,7 +381,7 @@ class Autoscaler:
         )
 
     def _update_table(self, policy: TrackedPolicy, capacity: int) -> None:
-        table, index = _table_of(policy.resource_id)
+        table, index = table_of_resource(policy.resource_id)
         kind = _DIMENSIONS[policy.dimension][1]
         other = Kind.WRITE if kind is Kind.READ else Kind.READ
         unchanged = self._table_capacity(table, index, other) or 1
@@ -401,18 +396,6 @@ class Autoscaler:
                 TableName=table,
                 GlobalSecondaryIndexUpdates=[{"Update": {"IndexName": index, "ProvisionedThroughput": throughput}}],
             )
-
-
-def _function_of(resource_id: str) -> tuple[str, str]:
-    """``function:NAME:QUALIFIER`` → (NAME, QUALIFIER)."""
-    parts = resource_id.split(":")
-    return parts[1], parts[2] if len(parts) > 2 else ""
-
-
-def _table_of(resource_id: str) -> tuple[str, str | None]:
-    """``table/NAME`` or ``table/NAME/index/INDEX`` → (NAME, INDEX or None)."""
-    parts = resource_id.split("/")
-    return parts[1], parts[3] if len(parts) > 3 else None
 
 
 def direction_word(decision: Decision) -> str:

@@ -87,6 +87,14 @@ class ThrottleReason(StrEnum):
     SCALING_RATE = "FunctionInvocationRateLimitExceeded"  # the 1,000-per-10-s scaling rate is exhausted
 
 
+# Enum members as module constants for the hot path: reading `EnvState.BUSY` goes through the enum's class attribute
+# machinery (about 200 ns on CPython 3.11), a module global does not (bench/bench_simulate.py).
+_INIT, _IDLE, _BUSY = EnvState.INIT, EnvState.IDLE, EnvState.BUSY
+_ON_DEMAND, _PROVISIONED = Pool.ON_DEMAND, Pool.PROVISIONED
+_COLD, _WARM, _PROVISIONED_START = StartKind.COLD, StartKind.WARM, StartKind.PROVISIONED
+_RESERVED, _ACCOUNT, _SCALING_RATE = ThrottleReason.RESERVED, ThrottleReason.ACCOUNT, ThrottleReason.SCALING_RATE
+
+
 class PolicyError(Exception):
     """An impossible setting. `code` is the AWS error code, `message` its AWS-worded message."""
 
@@ -139,6 +147,9 @@ class EnvironmentRecord:
     retiring: bool = False  # provisioned env no longer wanted: killed when its current request ends
     died_at: float | None = None
     death_reason: str | None = None
+    # The Admitted answers for reusing this environment (without / with spillover), built once: a frozen
+    # dataclass costs about a microsecond to construct, a third of a warm admission (bench/bench_simulate.py).
+    reuse_answers: tuple[Admitted, Admitted] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,10 @@ class ConcurrencyPolicy:
         self._pc_allocated: dict[tuple[str, str], int] = {}
         self._pc_ready: dict[tuple[str, str], int] = {}
         self._pc_busy: dict[tuple[str, str], int] = {}
+        # running totals kept in step by _count and set_reserved, so admission never sums over functions
+        self._account_usage = 0
+        self._unreserved_usage_total = 0  # usage of the functions without reserved concurrency
+        self._reserved_total = 0
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -263,6 +278,7 @@ class ConcurrencyPolicy:
         doomed = [rec.env_id for rec in self._envs.values() if rec.function == name]
         for env_id in doomed:
             self._kill(self._envs[env_id], "function deleted")
+        self._reserved_total -= self._functions[name].reserved or 0
         del self._functions[name]
         return doomed
 
@@ -279,7 +295,7 @@ class ConcurrencyPolicy:
         """
         fn = self._function(function)
         if value is None:
-            fn.reserved = None
+            self._set_reserved_value(fn, None)
             LOG.info("reserved concurrency of %s removed", function)
             return
         if value < 0:
@@ -306,7 +322,7 @@ class ConcurrencyPolicy:
                 "Specified ReservedConcurrentExecutions for function is less than the function's provisioned "
                 f"concurrency [{pc}]."
             )
-        fn.reserved = value
+        self._set_reserved_value(fn, value)
         LOG.info("reserved concurrency of %s set to %s", function, value)
 
     def set_provisioned(self, function: str, qualifier: str, version: str, count: int) -> ProvisionChange:
@@ -437,46 +453,49 @@ class ConcurrencyPolicy:
            bucket: COLD (a new record in INIT), else SCALING_RATE. spillover=True when the qualifier has provisioned
            concurrency but none was idle. retry_after_s: the time until a token for SCALING_RATE, else 1 s.
         """
-        fn = self._function(function)
-        now = self._clock.now()
-        key = (function, qualifier)
-        config = fn.provisioned.get(qualifier)
+        fn = self._functions.get(function)
+        if fn is None:
+            raise PolicyStateError(f"unknown function {function}")
         spillover = False
-        if config is not None and config.version == version:
-            idle = self._idle_provisioned.get(key)
-            if idle:
-                rec = self._envs[next(reversed(idle))]
-                self._move(rec, EnvState.BUSY)
-                return Admitted(rec.env_id, StartKind.PROVISIONED, spillover=False)
-            spillover = True
-        if fn.reserved is not None:
-            if fn.usage + 1 > fn.reserved:
-                return Throttled(ThrottleReason.RESERVED, 1.0)
-        elif self._unreserved_usage() + 1 > self.unreserved_available():
-            return Throttled(ThrottleReason.ACCOUNT, 1.0)
-        if self.account_usage() + 1 > self.limits.account_concurrency:
+        if fn.provisioned:
+            config = fn.provisioned.get(qualifier)
+            if config is not None and config.version == version:
+                idle = self._idle_provisioned.get((function, qualifier))
+                if idle:
+                    rec = self._envs[next(reversed(idle))]
+                    self._reuse_move(rec, True)  # an IDLE record is never retiring (retiring kills idle ones)
+                    return self._reuse_answer(rec, _PROVISIONED_START, False)
+                spillover = True
+        reserved = fn.reserved
+        if reserved is not None:
+            if fn.usage + 1 > reserved:
+                return Throttled(_RESERVED, 1.0)
+        elif self._unreserved_usage_total + 1 > self.limits.account_concurrency - self._reserved_total:
+            return Throttled(_ACCOUNT, 1.0)
+        if self._account_usage + 1 > self.limits.account_concurrency:
             # Only after a settings change left some pool above its new limit (running requests finish): the
             # account limit still holds for every new on-demand environment.
-            return Throttled(ThrottleReason.ACCOUNT, 1.0)
+            return Throttled(_ACCOUNT, 1.0)
         idle = self._idle_on_demand.get((function, version))
         if idle:
             rec = self._envs[next(reversed(idle))]
-            self._move(rec, EnvState.BUSY)
-            return Admitted(rec.env_id, StartKind.WARM, spillover=spillover)
+            self._reuse_move(rec, True)
+            return self._reuse_answer(rec, _WARM, spillover)
+        now = self._clock.now()
         bucket = self._bucket(fn, now)
         if not bucket.take(now):
-            return Throttled(ThrottleReason.SCALING_RATE, max(bucket.seconds_until_token(now), 0.001))
+            return Throttled(_SCALING_RATE, max(bucket.seconds_until_token(now), 0.001))
         rec = EnvironmentRecord(
             env_id=self._new_id(function),
             function=function,
             version=version,
-            pool=Pool.ON_DEMAND,
+            pool=_ON_DEMAND,
             qualifier=None,
-            state=EnvState.INIT,
+            state=_INIT,
             created_at=now,
         )
         self._insert(rec)
-        return Admitted(rec.env_id, StartKind.COLD, spillover=spillover)
+        return Admitted(rec.env_id, _COLD, spillover=spillover)
 
     def init_finished(self, env_id: str) -> None:
         """INIT done: an on-demand environment goes BUSY (it serves the request that created it); a provisioned
@@ -504,14 +523,14 @@ class ConcurrencyPolicy:
             if env_id in self._dead:
                 return False
             raise PolicyStateError(f"unknown environment {env_id}")
-        if rec.state is not EnvState.BUSY:
+        if rec.state is not _BUSY:
             raise PolicyStateError(f"{env_id} released but is {rec.state.value}")
         rec.invocations += 1
         rec.last_used_at = self._clock.now()
         if rec.retiring:
             self._kill(rec, "provisioned concurrency reduced")
             return False
-        self._move(rec, EnvState.IDLE)
+        self._reuse_move(rec, False)
         return True
 
     def discard(self, env_id: str, reason: str = "discarded") -> list[str]:
@@ -610,11 +629,11 @@ class ConcurrencyPolicy:
         return self._function(function).usage
 
     def account_usage(self) -> int:
-        return sum(f.usage for f in self._functions.values())
+        return self._account_usage
 
     def unreserved_available(self) -> int:
         """GetAccountSettings' UnreservedConcurrentExecutions: account limit minus the sum of reserved."""
-        return self.limits.account_concurrency - sum(f.reserved or 0 for f in self._functions.values())
+        return self.limits.account_concurrency - self._reserved_total
 
     def scaling_tokens(self, function: str) -> float:
         fn = self._function(function)
@@ -666,6 +685,16 @@ class ConcurrencyPolicy:
                 raise PolicyStateError(
                     f"{name}: counters {fn.usage}/{fn.executions} != {usage[name]}/{executions[name]}"
                 )
+        totals = (
+            sum(usage.values()),
+            sum(usage[name] for name, fn in self._functions.items() if fn.reserved is None),
+            sum(fn.reserved or 0 for fn in self._functions.values()),
+        )
+        if totals != (self._account_usage, self._unreserved_usage_total, self._reserved_total):
+            raise PolicyStateError(
+                f"running totals {(self._account_usage, self._unreserved_usage_total, self._reserved_total)} "
+                f"!= {totals} (account usage, unreserved usage, reserved)"
+            )
         for mine, real in ((self._pc_allocated, allocated), (self._pc_ready, ready), (self._pc_busy, busy)):
             if {k: v for k, v in mine.items() if v} != {k: v for k, v in real.items() if v}:
                 raise PolicyStateError(f"provisioned counters {mine} != {real}")
@@ -746,14 +775,28 @@ class ConcurrencyPolicy:
             config.failure_reason = reason
             LOG.warning("provisioned concurrency %s:%s FAILED: %s", rec.function, rec.qualifier, reason)
 
-    def _unreserved_usage(self) -> int:
-        return sum(f.usage for f in self._functions.values() if f.reserved is None)
+    def _set_reserved_value(self, fn: _Function, value: int | None) -> None:
+        """Change a function's reserved concurrency and the running totals that depend on it."""
+        if (fn.reserved is None) != (value is None):
+            self._unreserved_usage_total += fn.usage if value is None else -fn.usage
+        self._reserved_total += (value or 0) - (fn.reserved or 0)
+        fn.reserved = value
+
+    def _reuse_answer(self, rec: EnvironmentRecord, kind: StartKind, spillover: bool) -> Admitted:
+        answers = rec.reuse_answers
+        if answers is None:
+            answers = rec.reuse_answers = (Admitted(rec.env_id, kind, False), Admitted(rec.env_id, kind, True))
+        return answers[spillover]
 
     def _insert(self, rec: EnvironmentRecord) -> None:
         self._envs[rec.env_id] = rec
         self._count(rec, +1)
 
     def _move(self, rec: EnvironmentRecord, new: EnvState) -> None:
+        old = rec.state
+        if not rec.retiring and ((old is _IDLE and new is _BUSY) or (old is _BUSY and new is _IDLE)):
+            self._reuse_move(rec, new is _BUSY)
+            return
         if new not in _TRANSITIONS[rec.state]:
             raise PolicyStateError(f"{rec.env_id}: illegal transition {rec.state.value} -> {new.value}")
         self._count(rec, -1)
@@ -766,6 +809,38 @@ class ConcurrencyPolicy:
                 self._dead.popitem(last=False)
         else:
             self._count(rec, +1)
+
+    def _reuse_move(self, rec: EnvironmentRecord, to_busy: bool) -> None:
+        """IDLE <-> BUSY of a record that is not retiring: the hot path of every warm or provisioned call. The same
+        counter changes as `_count(rec, -1)`, the state change and `_count(rec, +1)` (check_consistency verifies
+        them), without the generic bookkeeping."""
+        fn = self._functions[rec.function]
+        step = 1 if to_busy else -1
+        fn.executions += step
+        if rec.pool is _PROVISIONED:
+            key = (rec.function, rec.qualifier or "")
+            self._pc_busy[key] = self._pc_busy.get(key, 0) + step
+            index = self._idle_provisioned
+        else:
+            key = (rec.function, rec.version)
+            fn.usage += step
+            self._account_usage += step
+            if fn.reserved is None:
+                self._unreserved_usage_total += step
+            index = self._idle_on_demand
+        if to_busy:
+            rec.state = _BUSY
+            bucket = index[key]
+            del bucket[rec.env_id]
+            if not bucket:
+                del index[key]
+        else:
+            rec.state = _IDLE
+            existing = index.get(key)
+            if existing is None:
+                index[key] = {rec.env_id: None}
+            else:
+                existing[rec.env_id] = None
 
     def _kill(self, rec: EnvironmentRecord, reason: str) -> None:
         rec.died_at = self._clock.now()
@@ -790,6 +865,9 @@ class ConcurrencyPolicy:
         fn = self._functions[rec.function]
         usage, executions, allocated, ready, busy = self._contribution(rec)
         fn.usage += sign * usage
+        self._account_usage += sign * usage
+        if fn.reserved is None:
+            self._unreserved_usage_total += sign * usage
         fn.executions += sign * executions
         if rec.pool is Pool.PROVISIONED:
             key = (rec.function, rec.qualifier or "")

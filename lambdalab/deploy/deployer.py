@@ -262,6 +262,12 @@ def _not_supported(kind: str, logical_id: str, resource: Mapping[str, Any]) -> s
     return f"{kind} ({logical_id}): not supported by the local cloud; not created"
 
 
+def plan_resources(template: Mapping[str, Any], scope: Scope) -> _Plan:
+    """The active resources (conditions applied), their dependencies and the resolver: the public name for callers
+    that read a template without deploying it (lambdalab.deploy.readonly)."""
+    return _plan(template, scope)
+
+
 def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedResource:
     resource = plan.active[logical_id]
     kind = str(resource["Type"])

@@ -169,8 +169,10 @@ def _cell(value: str) -> str:
     return f"<td>{html.escape(value)}</td>"
 
 
-def render_html(report: Report) -> str:
-    """The whole page as a string. The data travels as JSON in a script element, escaped for `</script>`."""
+def render_html(report: Report, *, title: str = "Cold-start report", extra_sections: str = "") -> str:
+    """The whole page as a string. The data travels as JSON in a script element, escaped for `</script>`.
+
+    `extra_sections`: trusted HTML (e.g. the simulator's time series as inline SVG) placed before the notes."""
     payload = report.to_json()
     payload["max_rows"] = MAX_TIMELINE_ROWS
     blob = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
@@ -214,9 +216,9 @@ def render_html(report: Report) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy"
  content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<title>Cold-start report</title><style>{_STYLE}</style></head>
+<title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body>
-<h1>Cold-start report</h1>
+<h1>{html.escape(title)}</h1>
 <div class="muted">{html.escape(subtitle)}</div>
 {warnings}
 <h2>Per function and alias <span class="muted">(times in ms)</span></h2>
@@ -233,6 +235,7 @@ def render_html(report: Report) -> str:
 <svg id="timeline" role="img" aria-label="timeline of execution environments"></svg>
 <h2>Cold vs warm end-to-end latency</h2>
 <div id="latency" class="charts"></div>
+{extra_sections}
 <h2>Notes</h2><ul>{notes}<li class="muted">{html.escape(problem_text)}</li></ul>
 <script type="application/json" id="report-data">{blob}</script>
 <script>{_SCRIPT}</script>

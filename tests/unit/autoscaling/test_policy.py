@@ -103,3 +103,50 @@ def test_capacity_bounds_and_bad_configuration() -> None:
         desired_capacity(1, 1.0, 0.0, 1, 2)
     decision = Decision(Direction.OUT, 1, 2, 1.0, "AlarmHigh")
     assert decision.direction is Direction.OUT
+
+
+def test_what_a_policy_tracks_is_read_the_same_way_by_every_driver():
+    from lambdalab.autoscaling.policy import (
+        DYNAMODB_RULE,
+        LAMBDA_RULE,
+        PC_DIMENSION,
+        dynamodb_utilization,
+        function_of_resource,
+        lambda_metric_query,
+        last_due_period,
+        metric_of,
+        rule_for,
+        table_of_resource,
+        tracker_for,
+    )
+    from lambdalab.clock import VirtualClock
+
+    assert rule_for(PC_DIMENSION) is LAMBDA_RULE and rule_for("dynamodb:table:ReadCapacityUnits") is DYNAMODB_RULE
+    predefined = metric_of({"PredefinedMetricSpecification": {"PredefinedMetricType": "X"}, "TargetValue": 0.7})
+    assert predefined == {"predefined": "X"}
+    assert lambda_metric_query("fn", "live", predefined)[:3] == (
+        "AWS/Lambda",
+        "ProvisionedConcurrencyUtilization",
+        "Average",
+    )
+    custom = metric_of({"CustomizedMetricSpecification": {"Namespace": "N", "MetricName": "M", "Statistic": "Maximum"}})
+    assert lambda_metric_query("fn", "live", custom) == ("N", "M", "Maximum", [])
+    assert dynamodb_utilization(210.0, 60.0, 5) == 70.0 and dynamodb_utilization(1.0, 60.0, 0) is None
+    # a datapoint of period k (ending at (k+1)*60) is in 1.2 periods after its end
+    assert last_due_period(60 + 72 - 0.01, 60.0, 72.0) == -1 and last_due_period(60 + 72, 60.0, 72.0) == 0
+    assert function_of_resource("function:fn:live") == ("fn", "live")
+    assert table_of_resource("table/t/index/i") == ("t", "i") and table_of_resource("table/t") == ("t", None)
+    tracker = tracker_for(
+        VirtualClock(),
+        {"TargetValue": 70, "ScaleOutCooldown": 60, "DisableScaleIn": True},
+        dimension="dynamodb:table:WriteCapacityUnits",
+        minimum=5,
+        maximum=100,
+        time_scale=0.5,
+    )
+    assert (tracker.target, tracker.rule, tracker.scale_out_cooldown_s, tracker.disable_scale_in) == (
+        70.0,
+        DYNAMODB_RULE,
+        30.0,
+        True,
+    )

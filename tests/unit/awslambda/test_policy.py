@@ -461,6 +461,36 @@ def test_removing_a_function_kills_its_environments_and_late_reports_are_harmles
     policy.check_consistency()
 
 
+def test_removing_a_reserved_function_gives_its_reservation_back_to_the_unreserved_pool():
+    policy, _ = make(None, "fn", "other")
+    policy.set_reserved("fn", 300)
+    cold_and_busy(policy)
+    cold_and_busy(policy, "other")
+    assert policy.unreserved_available() == 700
+    policy.remove_function("fn")
+    assert policy.unreserved_available() == 1000
+    assert policy.account_usage() == 1
+    policy.check_consistency()
+
+
+def test_switching_reserved_on_and_off_while_running_keeps_the_pools_exact():
+    # GIVEN two unreserved functions sharing the account of 200 (unreserved minimum 100)
+    policy, _ = make(Limits(account_concurrency=200, unreserved_minimum=100), "fn", "other")
+    for _ in range(3):
+        cold_and_busy(policy)
+    # WHEN fn's 3 running requests move into a reserved pool of 3, then back to the shared pool
+    policy.set_reserved("fn", 3)
+    policy.check_consistency()
+    assert throttled(policy.admit("fn", "$LATEST", "$LATEST")).reason is ThrottleReason.RESERVED
+    for _ in range(197):
+        cold_and_busy(policy, "other")
+    # THEN other has the 197 the reservation leaves, and fn's return to the shared pool leaves no room
+    assert throttled(policy.admit("other", "$LATEST", "$LATEST")).reason is ThrottleReason.ACCOUNT
+    policy.set_reserved("fn", None)
+    policy.check_consistency()
+    assert throttled(policy.admit("fn", "$LATEST", "$LATEST")).reason is ThrottleReason.ACCOUNT
+
+
 def test_concurrent_executions_counts_cold_starts_in_init_and_busy_provisioned_but_not_idle_ones():
     policy, _ = make(None, "fn", "r")
     warm_up_provisioned(policy, "fn", "live", "1", 3)
