@@ -55,7 +55,6 @@ def make_spec(code_dir: Path, env_id: str, runtime: str) -> EnvironmentSpec:
         init_type="on-demand",
         region="us-east-1",
         account_id="123456789012",
-        log_group="/aws/lambda/bench",
         endpoint_url="http://127.0.0.1:4566",
         xray_daemon_address=None,
         init_cap_s=10.0,

@@ -206,7 +206,8 @@ class LocalCloud:
         self._stoppers.append(http_publisher.stop)
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
-        self.host = EnvironmentHost(run_dir=self.run_dir)
+        # Environments write their log streams into the local CloudWatch Logs.
+        self.host = EnvironmentHost(run_dir=self.run_dir, logs=self.logs.functions)
         await self.host.start()
         limits = Limits(account_concurrency=config.account_concurrency, keep_alive_s=config.keep_alive_s)
         self.service = LambdaService(

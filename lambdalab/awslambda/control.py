@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from lambdalab.logs.function import LoggingConfig
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -32,6 +34,7 @@ class FunctionSpec:
     logical_id: str = ""
     layers: tuple[str, ...] = ()  # layer version ARNs, in order
     template_dir: Path | None = None  # where `sam build` output (.aws-sam/build) would be
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # LoggingConfig: log group, format, levels
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +60,17 @@ import psutil
 
 from lambdalab import constants
 from lambdalab.awslambda import envvars
+from lambdalab.awslambda.billing import billed_duration_ms
 from lambdalab.awslambda.runtime import forkserver
 from lambdalab.awslambda.runtime.cpu import CpuGate, run_queue_delay_s
 from lambdalab.awslambda.runtime.interpreters import Interpreter, find_interpreter
 from lambdalab.awslambda.runtime.packages import ensure_runtime_packages
 from lambdalab.awslambda.runtime.probe import RuntimeCosts, runtime_costs
 from lambdalab.awslambda.runtime_api import NextEvent, RuntimeApiServer, Verdict
+from lambdalab.logs import formats
+from lambdalab.logs.function import EnvironmentLog, FunctionInfo, FunctionLogs, LoggingConfig
+from lambdalab.logs.store import LogStore
+from lambdalab.logs.writer import LogWriter
 
 LOG = logging.getLogger(__name__)
 
@@ -75,7 +79,6 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 # Provisioned concurrency INIT may run "130 seconds or the configured function timeout (maximum 900 seconds),
 # whichever is higher" (Lambda execution environment lifecycle).
 PROVISIONED_INIT_FLOOR_S = 130.0
-_LOG_SEGMENT_CAP = 8 * MIB  # keep at most this much of one INIT's or invocation's output (the tail)
 _EXIT_WAIT_S = 5.0
 _START_TIMEOUT_S = 60.0  # a fork server imports the SDK before it is ready; generous on a loaded machine
 # How long a spawn may wait for this machine (a full control socket, a failed fork, a listener that cannot bind)
@@ -153,13 +156,12 @@ class EnvironmentSpec:
     init_type: str  # "on-demand" | "provisioned-concurrency"
     region: str
     account_id: str
-    log_group: str
     endpoint_url: str  # the local cloud, given to the function as AWS_ENDPOINT_URL
     xray_daemon_address: str | None = None  # "127.0.0.1:2000"
     init_cap_s: float | None = constants.ON_DEMAND_INIT_CAP_SECONDS  # None for provisioned concurrency
     paths: tuple[Path, ...] = ()  # after the task root: the function's dependencies, then its layers (/opt/python)
-    log_stream_name: str | None = None  # AWS_LAMBDA_LOG_STREAM_NAME; generated when None
     service_endpoints: dict[str, str] = field(default_factory=dict)  # AWS_ENDPOINT_URL_<ID> (another process's)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # the function's: log group, format, levels
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ class InvokeRequest:
     invoked_function_arn: str
     trace_header: str | None = None  # "Root=1-...;Parent=...;Sampled=1"
     client_context: str | None = None  # base64 of the client context JSON, as the Invoke API receives it
+    tracing_active: bool = False  # the REPORT line gets its XRAY line (the function's segment is in trace_header)
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class InitResult:
     error_type: str | None = None
     error_message: str | None = None
     error_body: bytes | None = None  # what the runtime posted to /init/error, if it did
-    logs: str = ""
+    logs: str = ""  # what INIT wrote to the log stream (INIT_START, its output, INIT_REPORT), as CloudWatch shows it
     retry_in_invoke: bool = False  # on-demand INIT past its cap: the first invoke re-runs INIT (AWS behaviour)
     local_wait_s: float = 0.0  # INIT waited this long for this machine: queued at the CPU gate or for a CPU
     local: bool = False  # the failure is this machine's (the environment could not be started), not the function's
@@ -196,11 +199,10 @@ class InvokeResult:
     started_at: float  # epoch seconds, the event was handed to the runtime
     ended_at: float
     duration_s: float
-    logs: str  # the function's stdout/stderr between the hand-off and its answer
+    logs: str  # what the invocation wrote to the log stream, START to REPORT, as CloudWatch shows it
     max_memory_used_mb: int  # RSS high-water mark of the process (VmHWM), runtime SDK pages counted once imported
     content_type: str | None = None
     init_duration_s: float | None = None  # INIT re-run inside this invoke (after an INIT timeout), if any
-    init_logs: str = ""
     local_wait_s: float = 0.0  # the process waited this long for a CPU during the invoke (deadline extended by it)
     init_local_wait_s: float = 0.0  # local waiting of the INIT re-run inside this invoke, if any
 
@@ -232,7 +234,6 @@ class _Inflight:
     handed_at: float | None = None
     init_duration_s: float | None = None
     init_local_wait_s: float = 0.0
-    init_logs: str = ""
     run_queue_at_hand_off: float | None = None
     credited_s: float = 0.0  # local waiting added to the deadline so far
 
@@ -253,27 +254,6 @@ class _LaunchClock:
         return (self.child_gate_wait_s if self.child_gate_wait_s is not None else self.gate_wait_s) + pending
 
 
-@dataclass
-class _LogSegment:
-    chunks: deque[bytes] = field(default_factory=deque)
-    size: int = 0
-    dropped: int = 0
-
-    def add(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.size += len(data)
-        while self.size > _LOG_SEGMENT_CAP and len(self.chunks) > 1:
-            old = self.chunks.popleft()
-            self.size -= len(old)
-            self.dropped += len(old)
-
-    def text(self) -> str:
-        body = b"".join(self.chunks).decode("utf-8", errors="replace")
-        if self.dropped:
-            return f"[lambdalab: {self.dropped} bytes of earlier output dropped]\n{body}"
-        return body
-
-
 class Environment:
     """One execution environment: a process, its Runtime API listener and its lifecycle."""
 
@@ -291,7 +271,12 @@ class Environment:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self.sdk_imported = False  # the function imported a pre-imported runtime module (its pages now count)
-        self.idle_logs: deque[str] = deque(maxlen=64)  # output written outside INIT and invocations
+        # The environment's log stream: INIT_START, everything the process writes, START/END/REPORT, in order.
+        self.log: EnvironmentLog = host.logs.environment(
+            FunctionInfo(spec.function_name, spec.function_arn, spec.runtime, spec.memory_mb, spec.logging),
+            version=spec.version,
+            init_type=spec.init_type,
+        )
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[InitResult] = self._loop.create_future()
         self._exited: asyncio.Future[None] = self._loop.create_future()
@@ -299,9 +284,10 @@ class Environment:
         self._queued: NextEvent | None = None
         self._inflight: _Inflight | None = None
         self._log_fd: int | None = None
+        self._telemetry_fd: int | None = None
         self._log_buffer = b""
         self._mark_seen = False
-        self._segment = _LogSegment()
+        self._cold_init_s: float | None = None  # an on-demand INIT's duration, for its first invocation's REPORT
         self._gate_sock: socket.socket | None = None
         self._clock = _LaunchClock()
         self._oom = False
@@ -312,6 +298,7 @@ class Environment:
         self._init_error: tuple[str, str, bytes] | None = None
         self._abandoned_pid: int | None = None
         self._last_hwm_mb = 0
+        self._log_closed = False
 
     def __repr__(self) -> str:
         return f"Environment({self.spec.env_id}, pid={self.pid}, {self.state.name})"
@@ -353,6 +340,8 @@ class Environment:
         self.invocations += 1
         inflight = _Inflight(request, event, self._loop.create_future())
         self._inflight = inflight
+        self._drain_output()  # what the process wrote while idle goes before START
+        self.log.start(_ms(time.time()), request.request_id, trace=_trace(request))
         if self._reinit_pending:
             early = await self._rerun_init(inflight)
             if early is not None:
@@ -423,18 +412,10 @@ class Environment:
             return self._last_hwm_mb
         return max(1, (kib * 1024 - self._unused_sdk_bytes()) // MIB)
 
-    def take_idle_logs(self) -> str:
-        """Output the function wrote outside INIT and invocations (e.g. a background thread), oldest first."""
-        self._drain_log()
-        self._flush_idle_segment()
-        text = "".join(self.idle_logs)
-        self.idle_logs.clear()
-        return text
-
     # --- Runtime API delegate ----------------------------------------------------------------------------------------
 
     async def next_event(self) -> NextEvent:
-        self._drain_log()  # the INIT mark is in the pipe before the runtime can ask
+        self._drain_output()  # the INIT mark is in the pipe before the runtime can ask
         initialising = self.state in (EnvironmentState.STARTING, EnvironmentState.INIT)
         if initialising or (self._reinit is not None and not self._reinit.done()):
             self._init_done()
@@ -470,7 +451,7 @@ class Environment:
         reinit = self._reinit is not None and not self._reinit.done()
         if self.state not in (EnvironmentState.STARTING, EnvironmentState.INIT) and not reinit:
             return Verdict(403, "InvalidStateTransition", "init/error is only accepted during INIT")
-        self._drain_log()
+        self._drain_output()
         err_type = error_type or _body_error_type(body) or "Runtime.Unknown"
         self._init_error = (err_type, _body_error_message(body), body)
         self._resolve_init(
@@ -496,8 +477,7 @@ class Environment:
         return inflight
 
     def _hand_off(self, event: NextEvent) -> None:
-        self._drain_log()
-        self._flush_idle_segment()
+        self._drain_output()
         if self._next_waiter is not None and not self._next_waiter.done():
             self._next_waiter.set_result(event)
             self._mark_handed()
@@ -508,16 +488,9 @@ class Environment:
         if self._inflight is not None and self._inflight.handed_at is None:
             self._inflight.handed_at = time.time()
 
-    def _flush_idle_segment(self) -> None:
-        if self._segment.size:
-            self.idle_logs.append(self._segment.text())
-        self._segment = _LogSegment()
-
-    def _take_segment(self) -> str:
-        self._drain_log()
-        text = self._segment.text()
-        self._segment = _LogSegment()
-        return text
+    def _take_transcript(self) -> str:
+        self._drain_output()
+        return self.log.take_transcript()
 
     def _run_queue_delay(self) -> float | None:
         return run_queue_delay_s(self.pid) if self.pid is not None else None
@@ -543,18 +516,27 @@ class Environment:
         error_type: str | None,
         *,
         content_type: str | None = None,
+        exit_reason: str | None = None,
     ) -> None:
         if inflight.future.done():
             return
         ended = time.time()
         started = inflight.handed_at or ended
-        logs = self._take_segment()
+        self._drain_output()
         self._last_hwm_mb = max(self._last_hwm_mb, self.max_memory_used_mb())
         waited = 0.0
         if inflight.run_queue_at_hand_off is not None and status is not InvokeStatus.CRASH:
             now = self._run_queue_delay()
             if now is not None:
                 waited = max(now - inflight.run_queue_at_hand_off, 0.0)
+        logs = self._write_report(
+            inflight,
+            status=status,
+            error_type=error_type,
+            duration_s=max(ended - started, 0.0),
+            ended=ended,
+            exit_reason=exit_reason,
+        )
         result = InvokeResult(
             request_id=inflight.request.request_id,
             status=status,
@@ -567,7 +549,6 @@ class Environment:
             max_memory_used_mb=self._last_hwm_mb,
             content_type=content_type,
             init_duration_s=inflight.init_duration_s,
-            init_logs=inflight.init_logs,
             local_wait_s=max(waited, inflight.credited_s),
             init_local_wait_s=inflight.init_local_wait_s,
         )
@@ -575,6 +556,44 @@ class Environment:
         if status in (InvokeStatus.SUCCESS, InvokeStatus.FUNCTION_ERROR) and self.state is EnvironmentState.BUSY:
             self._transition(EnvironmentState.READY)
         inflight.future.set_result(result)
+
+    def _write_report(
+        self,
+        inflight: _Inflight,
+        *,
+        status: InvokeStatus,
+        error_type: str | None,
+        duration_s: float,
+        ended: float,
+        exit_reason: str | None,
+    ) -> str:
+        """END and REPORT (and the timeout or exit line) into the stream; returns the invocation's transcript."""
+        init_s = inflight.init_duration_s if inflight.init_duration_s is not None else self._cold_init_s
+        self._cold_init_s = None  # only the first invocation after an on-demand INIT reports it
+        if status is InvokeStatus.TIMEOUT:
+            report_status, report_error = "timeout", None
+        elif status in (InvokeStatus.CRASH, InvokeStatus.LOCAL_ERROR):
+            report_status, report_error = "error", error_type
+        else:  # a handler's error is the function's answer, not a runtime failure: no Status on the REPORT line
+            report_status, report_error = "success", None
+        report = formats.Report(
+            request_id=inflight.request.request_id,
+            duration_ms=duration_s * 1000.0,
+            billed_duration_ms=billed_duration_ms(duration_s, init_s),
+            memory_size_mb=self.spec.memory_mb,
+            max_memory_used_mb=self._last_hwm_mb,
+            init_duration_ms=None if init_s is None else init_s * 1000.0,
+            status=report_status,
+            error_type=report_error,
+            trace=_trace(inflight.request),
+        )
+        self.log.end(
+            _ms(ended),
+            report,
+            timeout_s=self.spec.timeout_s if status is InvokeStatus.TIMEOUT else None,
+            exit_reason=exit_reason if status is InvokeStatus.CRASH else None,
+        )
+        return self.log.take_transcript()
 
     async def _time_out(self, inflight: _Inflight) -> InvokeResult:
         if inflight.future.done():  # answered in the same loop turn as the deadline
@@ -627,8 +646,23 @@ class Environment:
             local_wait = self._init_local_wait()
             self._end_gate()
         started = self.init_started_at
+        now = time.time()
         if duration is None and started is not None:
-            duration = max(time.time() - started - local_wait, 0.0)
+            duration = max(now - started - local_wait, 0.0)
+        target = self._reinit if self._reinit is not None and not self._reinit.done() else self._ready
+        if target.done():
+            return
+        self._drain_output()
+        if not local:
+            self.log.init_report(
+                _ms(now),
+                (duration or 0.0) * 1000.0,
+                status=status,
+                error_type=None if ok else error_type,
+                phase="init" if target is self._ready else "invoke",
+            )
+        if ok and target is self._ready and self.spec.init_type == "on-demand":
+            self._cold_init_s = duration
         result = InitResult(
             ok=ok,
             status=status,
@@ -637,14 +671,12 @@ class Environment:
             error_type=error_type,
             error_message=error_message,
             error_body=error_body,
-            logs=self._take_segment(),
+            # INIT re-run inside an invoke belongs to that invocation's transcript (after its START)
+            logs=self.log.take_transcript() if target is self._ready else "",
             retry_in_invoke=retry_in_invoke,
             local_wait_s=local_wait,
             local=local,
         )
-        target = self._reinit if self._reinit is not None and not self._reinit.done() else self._ready
-        if target.done():
-            return
         target.set_result(result)
         if target is self._ready:
             if ok:
@@ -728,7 +760,6 @@ class Environment:
                 inflight.credited_s += extra
         inflight.init_duration_s = init.init_duration_s
         inflight.init_local_wait_s = init.local_wait_s
-        inflight.init_logs = init.logs
         if init.ok:
             return None
         error_type = init.error_type or "Runtime.Unknown"
@@ -859,10 +890,55 @@ class Environment:
                 with contextlib.suppress(ValueError, IndexError):
                     self.init_started_at = float(fields[0])
                     self._clock.run_queue_at_mark = float(fields[1])
+                if self._reinit is None:  # INIT re-run inside an invoke has no INIT_START of its own
+                    self.log.init_start(_ms(self.init_started_at or time.time()))
                 if self.state is EnvironmentState.STARTING:
                     self._transition(EnvironmentState.INIT)
         if data:
-            self._segment.add(data)
+            self.log.stdout(data, _ms(time.time()))
+
+    def _attach_telemetry(self, fd: int) -> None:
+        self._close_telemetry()
+        self._telemetry_fd = fd
+        os.set_blocking(fd, False)
+        self._loop.add_reader(fd, self._drain_telemetry)
+
+    def _drain_telemetry(self) -> None:
+        while (fd := self._telemetry_fd) is not None:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                LOG.debug("environment %s: telemetry pipe read failed: %s", self.spec.env_id, exc)
+                data = b""
+            if not data:
+                self._close_telemetry()
+                return
+            self.log.telemetry(data)
+
+    def _close_telemetry(self) -> None:
+        fd, self._telemetry_fd = self._telemetry_fd, None
+        if fd is not None:
+            self._loop.remove_reader(fd)
+            os.close(fd)
+
+    def _drain_output(self) -> None:
+        """Everything the process has written so far, from both pipes, into its log stream."""
+        self._drain_log()
+        self._drain_telemetry()
+
+    def _close_output(self) -> None:
+        self._close_log()
+        self._close_telemetry()
+
+    def _close_stream(self) -> None:
+        """The environment is gone: what it wrote without a final newline is written too, once."""
+        self._drain_output()
+        self._close_output()
+        if not self._log_closed:
+            self._log_closed = True
+            self.log.close(_ms(time.time()))
 
     def _close_log(self) -> None:
         fd, self._log_fd = self._log_fd, None
@@ -875,9 +951,9 @@ class Environment:
     def _on_exit(self, pid: int, exit_code: int | None, sig: int | None, maxrss_kb: int | None = None) -> None:
         if pid == self._abandoned_pid:  # the INIT we killed at its cap: the env lives on, INIT re-runs in the invoke
             self._abandoned_pid = None
-            self._close_log()
+            self._drain_output()  # its last output stays in the stream
+            self._close_output()
             self._close_gate()
-            self._segment = _LogSegment()
             if not self._exited.done():
                 self._exited.set_result(None)
             return
@@ -886,8 +962,7 @@ class Environment:
         if maxrss_kb:
             self._last_hwm_mb = max(self._last_hwm_mb, 1, (maxrss_kb * 1024 - self._unused_sdk_bytes()) // MIB)
         self.exit_code, self.exit_signal = exit_code, sig
-        self._drain_log()
-        self._close_log()
+        self._drain_output()  # every byte it wrote before exiting (the pipes are at EOF once drained)
         reason = exit_reason(exit_code, sig)
         inflight = self._inflight
         if inflight is not None and not inflight.future.done():
@@ -901,7 +976,7 @@ class Environment:
             else:
                 error_type = "Runtime.ExitError"
                 message = f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
-            self._finish(inflight, InvokeStatus.CRASH, error_json(error_type, message), error_type)
+            self._finish(inflight, InvokeStatus.CRASH, error_json(error_type, message), error_type, exit_reason=reason)
         init_waiting = not self._ready.done() or (self._reinit is not None and not self._reinit.done())
         if init_waiting:
             if self._init_error is not None:
@@ -916,6 +991,7 @@ class Environment:
                 )
         if not self._exited.done():
             self._exited.set_result(None)
+        self._close_stream()
         self._die(reason)
 
     def _die(self, why: str, *, local: bool = False) -> None:
@@ -928,7 +1004,7 @@ class Environment:
             LOG.debug("environment %s (pid %s) dead: %s", self.spec.env_id, self.pid, why)
             self._transition(EnvironmentState.DEAD)
             if self._exited.done():
-                self._close_log()
+                self._close_output()
             elif not self._killing and self.pid is not None:
                 self._killing = True
                 self.forkserver.send_soon({"op": "kill", "env_id": self.spec.env_id})
@@ -942,7 +1018,13 @@ class Environment:
                 self._finish(inflight, InvokeStatus.LOCAL_ERROR, local_error_json(why), LOCAL_ERROR_TYPE)
             else:
                 reason = f"RequestId: {inflight.request.request_id} Error: Runtime exited with error: signal: killed"
-                self._finish(inflight, InvokeStatus.CRASH, error_json("Runtime.ExitError", reason), "Runtime.ExitError")
+                self._finish(
+                    inflight,
+                    InvokeStatus.CRASH,
+                    error_json("Runtime.ExitError", reason),
+                    "Runtime.ExitError",
+                    exit_reason="signal: killed",
+                )
         if not self._ready.done():
             self._ready.set_result(
                 InitResult(
@@ -954,13 +1036,28 @@ class Environment:
                     error_message=f"lambdalab (this machine, not Lambda): {why}"
                     if local
                     else f"Runtime exited with error: {why}",
-                    logs=self._take_segment(),
+                    logs=self._take_transcript(),
                     local=local,
                 )
             )
 
     def _memory_exceeded(self) -> bool:
         return self.memory_rss_bytes() - self._unused_sdk_bytes() > self.spec.memory_mb * MIB
+
+
+def _ms(epoch_s: float) -> int:
+    return int(epoch_s * 1000)
+
+
+def _trace(request: InvokeRequest) -> formats.Trace | None:
+    """The REPORT line's X-Ray ids, when the function traces actively: its segment is the header's Parent."""
+    if not request.tracing_active or not request.trace_header:
+        return None
+    fields = dict(part.split("=", 1) for part in request.trace_header.split(";") if "=" in part)
+    root, parent = fields.get("Root"), fields.get("Parent")
+    if not root or not parent:
+        return None
+    return formats.Trace(root, parent, fields.get("Sampled") == "1")
 
 
 def _forbidden(request_id: str) -> Verdict:
@@ -1260,8 +1357,15 @@ class EnvironmentHost:
         memory_poll_s: float = 0.02,
         init_concurrency: int | None = None,
         cache_dir: Path | None = None,
+        logs: FunctionLogs | None = None,
     ) -> None:
         self.run_dir = run_dir
+        # Where environments write their log streams: the local cloud's CloudWatch Logs, or a store of the host's own.
+        self._own_log_writer: LogWriter | None = None
+        if logs is None:
+            self._own_log_writer = LogWriter(LogStore(constants.DEFAULT_REGION, ""))
+            logs = FunctionLogs(self._own_log_writer, region=constants.DEFAULT_REGION, account_id="")
+        self.logs = logs
         self.memory_poll_s = memory_poll_s
         self.cache_dir = cache_dir
         self.gate = CpuGate(init_concurrency if init_concurrency is not None else constants.default_init_concurrency())
@@ -1299,6 +1403,8 @@ class EnvironmentHost:
         self.stopping = False
         self._loop = asyncio.get_running_loop()
         _raise_fd_limit()
+        if self._own_log_writer is not None:
+            self._own_log_writer.start()
         self._monitor = self._loop.create_task(self._watch_memory())
         for name in runtimes:
             await self.prepare(name)
@@ -1351,9 +1457,11 @@ class EnvironmentHost:
             if not env._exited.done():
                 env._exited.set_result(None)
             env._die("the local cloud stopped", local=True)
-            env._close_log()
+            env._close_stream()
         await self._close_servers()
         self._servers.clear()
+        if self._own_log_writer is not None:
+            self._own_log_writer.close()
         self._started = False
 
     async def _close_servers(self) -> None:
@@ -1406,7 +1514,7 @@ class EnvironmentHost:
                 runtime=spec.runtime,
                 memory_mb=spec.memory_mb,
                 region=spec.region,
-                log_group=spec.log_group,
+                log_group=env.log.group,
                 init_type=spec.init_type,
                 code_dir=spec.code_dir,
                 runtime_api=env.server.address,
@@ -1414,8 +1522,9 @@ class EnvironmentHost:
                 user_environment=spec.user_environment,
                 runtime_dir=str(server.runtime.site),
                 xray_daemon_address=spec.xray_daemon_address,
-                log_stream_name=spec.log_stream_name,
+                log_stream_name=env.log.stream,
                 service_endpoints=spec.service_endpoints,
+                log_variables=env.log.config.runtime_variables(),
             )
         )
         request = {
@@ -1430,19 +1539,22 @@ class EnvironmentHost:
 
         async def fork_once() -> int:
             read_fd, write_fd = os.pipe()
+            telemetry_read, telemetry_write = os.pipe()
             host_gate, child_gate = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             env._attach_log(read_fd)
+            env._attach_telemetry(telemetry_read)
             env._attach_gate(host_gate)
             try:
-                return await server.fork(spec.env_id, request, [write_fd, child_gate.fileno()])
+                return await server.fork(spec.env_id, request, [write_fd, child_gate.fileno(), telemetry_write])
             except _SpawnFailed as exc:
-                env._close_log()
+                env._close_output()
                 env._close_gate()
                 if exc.errno in _LOCAL_ERRNOS:
                     raise OSError(exc.errno, str(exc)) from None  # retried: the machine is short of something
                 raise LocalCapacityError(f"the fork server could not start {spec.env_id}: {exc}") from None
             finally:
                 os.close(write_fd)
+                os.close(telemetry_write)
                 child_gate.close()
 
         env.pid = await _with_local_retries(f"fork {spec.env_id}", fork_once)

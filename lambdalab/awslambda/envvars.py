@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +64,12 @@ class EnvironmentVariablesInput:
     endpoint_url: str  # the local cloud, for AWS_ENDPOINT_URL
     user_environment: dict[str, str]
     runtime_dir: str  # the runtime's own packages (Lambda's /var/runtime): LAMBDA_RUNTIME_DIR and PYTHONPATH
+    log_stream_name: str  # the environment's log stream (lambdalab.logs.formats.stream_name)
     xray_daemon_address: str | None = None  # "127.0.0.1:2000"
-    log_stream_name: str | None = None  # generated when None
     # service id → URL for the services another process of the local cloud serves (AWS_ENDPOINT_URL_<ID>)
     service_endpoints: Mapping[str, str] = field(default_factory=dict)
+    # what the function's LoggingConfig tells the runtime client (AWS_LAMBDA_LOG_FORMAT / AWS_LAMBDA_LOG_LEVEL)
+    log_variables: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_user_environment(user_environment: dict[str, str]) -> None:
@@ -81,12 +81,6 @@ def check_user_environment(user_environment: dict[str, str]) -> None:
                 f"have provided contains reserved keys that are currently not supported for modification. "
                 f"Reserved keys used in this request: {key}"
             )
-
-
-def log_stream_name(version: str, when: float | None = None) -> str:
-    """`YYYY/MM/DD/[$LATEST]<32 hex>`, the shape of a Lambda log stream (the date in UTC)."""
-    day = time.strftime("%Y/%m/%d", time.gmtime(time.time() if when is None else when))
-    return f"{day}/[{version}]{secrets.token_hex(16)}"
 
 
 def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
@@ -126,7 +120,7 @@ def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
             "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
             "AWS_LAMBDA_INITIALIZATION_TYPE": spec.init_type,
             "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream_name or log_stream_name(spec.version),
+            "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream_name,
             "AWS_ACCESS_KEY": constants.FAKE_ACCESS_KEY_ID,
             "AWS_ACCESS_KEY_ID": constants.FAKE_ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": constants.FAKE_SECRET_ACCESS_KEY,
@@ -135,6 +129,7 @@ def build_environment(spec: EnvironmentVariablesInput) -> dict[str, str]:
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "LAMBDA_RUNTIME_DIR": spec.runtime_dir,
             "TZ": ":UTC",
+            **spec.log_variables,
         }
     )
     endpoints = {ENDPOINT_URL: spec.endpoint_url}

@@ -32,7 +32,7 @@ from lambdalab.awslambda.exceptions import (
     UnknownOperationError,
 )
 from lambdalab.awslambda.models import LATEST, FunctionVersion, LambdaFunction, LayerVersion, split_function_name
-from lambdalab.awslambda.service import LambdaService, function_spec_from_api
+from lambdalab.awslambda.service import LambdaService, function_spec_from_api, logging_config
 
 LOG = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class LambdaApi:
             "PackageType": "Zip",
             "Architectures": list(spec.architectures),
             "EphemeralStorage": {"Size": 512},
-            "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function.name}"},
+            "LoggingConfig": spec.logging.to_api(function.name),
         }
         if spec.environment:
             config["Environment"] = {"Variables": dict(spec.environment)}
@@ -320,6 +320,8 @@ async def update_function_configuration(api: LambdaApi, request: web.Request, p:
         changes["description"] = str(body["Description"])
     if "TracingConfig" in body:
         changes["tracing"] = (body["TracingConfig"] or {}).get("Mode", "PassThrough")
+    if "LoggingConfig" in body:
+        changes["logging"] = logging_config(body["LoggingConfig"])
     latest = api.service.update_function_configuration(p["name"], **changes)
     function = api.service.store.get(p["name"])
     return _json(api.configuration(function, latest))

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from lambdalab import constants
 from lambdalab.awslambda.asyncq import Action, AsyncEvent, AsyncQueue, Disposition
 from lambdalab.awslambda.asyncq import EventInvokeConfig as QueueInvokeConfig
+from lambdalab.awslambda.billing import billed_duration_ms
 from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
 from lambdalab.awslambda.environments import (
     LOCAL_ERROR_TYPE,
@@ -68,6 +68,7 @@ from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_l
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.sqs_poller import EventSourceMappings
 from lambdalab.clock import WallClock
+from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.xray import TracePlan, plan_trace
@@ -142,6 +143,7 @@ class _Attempt:
     received_at: float
     trace_header: str | None
     attempt: int = 1
+    init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
 
 
 class LambdaService:
@@ -391,7 +393,7 @@ class LambdaService:
             init_type=init_type,
             region=self.config.region,
             account_id=self.config.account_id,
-            log_group=f"/aws/lambda/{function.name}",
+            logging=spec.logging,
             endpoint_url=self.config.endpoint_url,
             xray_daemon_address=self.config.xray_daemon_address,
             init_cap_s=self.config.limits.init_cap_s if init_type == "on-demand" else None,
@@ -513,9 +515,11 @@ class LambdaService:
             return InvokeOutcome(202, b"", request_id)
         attempt = _Attempt(request_id, function, as_invoked, version, invocation_type, received_at, trace_header)
         record, result = await self._run(attempt, payload, client_context)
-        return self._sync_outcome(record, result, log_type)
+        return self._sync_outcome(record, result, log_type, attempt.init_logs)
 
-    def _sync_outcome(self, record: InvocationRecord, result: InvokeResult | None, log_type: str) -> InvokeOutcome:
+    def _sync_outcome(
+        self, record: InvocationRecord, result: InvokeResult | None, log_type: str, init_logs: str = ""
+    ) -> InvokeOutcome:
         refusal: LambdaApiError | None = None
         if record.outcome == "throttled":
             refusal = TooManyRequestsException(record.throttle_reason or "ConcurrentInvocationLimitExceeded", 1.0)
@@ -528,9 +532,9 @@ class LambdaService:
         body = result.body if result is not None else _error_body(record.error_type, record.error_message)
         function_error = None if record.outcome == "success" else "Unhandled"
         log_result = None
-        if log_type == "Tail":
-            logs = result.logs if result is not None else ""
-            log_result = base64.b64encode(_log_tail(record, logs)).decode()
+        if log_type == "Tail":  # the last 4 KB of what the call wrote to its log stream
+            logs = result.logs if result is not None else init_logs
+            log_result = base64.b64encode(logs.encode()[-LOG_TAIL_BYTES:]).decode()
         return InvokeOutcome(200, body, record.request_id, record.version, function_error, log_result)
 
     async def _run(
@@ -598,6 +602,7 @@ class LambdaService:
                 )
                 return record, None
             if not ready.ok and not ready.retry_in_invoke:
+                attempt.init_logs = ready.logs
                 self.policy.init_failed(env_id, f"{ready.error_type}: {ready.error_message}")
                 self._environment_event(env_id, "init_error", ready.error_type)
                 self._forget(env_id)
@@ -629,6 +634,7 @@ class LambdaService:
             invoked_function_arn=function.qualified_arn(None if attempt.qualifier == LATEST else attempt.qualifier),
             trace_header=plan.environment_header,
             client_context=client_context,
+            tracing_active=version.spec.tracing == "Active",
         )
         result = await env.invoke(request)
         if result.init_duration_s is not None:  # the INIT re-run inside the invoke
@@ -714,8 +720,7 @@ class LambdaService:
         duration = result.duration_s if result is not None else None
         billed = None
         if duration is not None:
-            # Since Aug 2025 Lambda bills the INIT phase of on-demand managed-runtime cold starts too.
-            billed = math.ceil((duration + (init_duration or 0.0)) * 1000)
+            billed = billed_duration_ms(duration, init_duration)
         record = InvocationRecord(
             request_id=attempt.request_id,
             function_name=attempt.function.name,
@@ -959,23 +964,6 @@ def _error_message(body: bytes) -> str | None:
     return parsed.get("errorMessage") if isinstance(parsed, dict) else None
 
 
-def _log_tail(record: InvocationRecord, logs: str) -> bytes:
-    """START/END/REPORT lines around the function's output, as CloudWatch Logs shows them; the last 4 KB."""
-    lines = [f"START RequestId: {record.request_id} Version: {record.version}\n", logs]
-    if logs and not logs.endswith("\n"):
-        lines.append("\n")
-    lines.append(f"END RequestId: {record.request_id}\n")
-    report = f"REPORT RequestId: {record.request_id}\tDuration: {(record.duration_s or 0) * 1000:.2f} ms\t"
-    report += f"Billed Duration: {record.billed_duration_ms or 0} ms\tMemory Size: {record.memory_mb} MB\t"
-    report += f"Max Memory Used: {record.max_memory_used_mb or 0} MB\t"
-    if record.init_duration_s is not None:
-        report += f"Init Duration: {record.init_duration_s * 1000:.2f} ms\t"
-    if record.outcome == "timeout":
-        report += "Status: timeout"
-    lines.append(report + "\n")
-    return "".join(lines).encode()[-LOG_TAIL_BYTES:]
-
-
 def function_spec_from_api(body: dict[str, Any], code_dir: Path) -> FunctionSpec:
     """CreateFunction's JSON body → FunctionSpec (code already unpacked into code_dir)."""
     env = (body.get("Environment") or {}).get("Variables") or {}
@@ -994,4 +982,15 @@ def function_spec_from_api(body: dict[str, Any], code_dir: Path) -> FunctionSpec
         dead_letter_target_arn=(body.get("DeadLetterConfig") or {}).get("TargetArn"),
         tags=dict(body.get("Tags") or {}),
         layers=tuple(str(arn) for arn in body.get("Layers") or ()),
+        logging=logging_config(body.get("LoggingConfig")),
     )
+
+
+def logging_config(value: Any) -> LoggingConfig:
+    """A LoggingConfig member (API body or template property) → LoggingConfig, or Lambda's validation error."""
+    if value is not None and not isinstance(value, dict):
+        raise InvalidParameterValueException("LoggingConfig must be an object")
+    try:
+        return LoggingConfig.from_api(value)
+    except ValueError as exc:
+        raise InvalidParameterValueException(str(exc)) from None

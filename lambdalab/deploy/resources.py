@@ -25,6 +25,7 @@ from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_in
 from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
 from lambdalab.deploy.template import write_inline_code
 from lambdalab.errors import UserError
+from lambdalab.logs.function import LoggingConfig
 from lambdalab.stepfunctions.executable import difference_message, local_limits, unsupported_message
 from lambdalab.stepfunctions.validation import definition_problems
 
@@ -252,6 +253,7 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
         logical_id=logical_id,
         layers=tuple(str(arn) for arn in props.get("Layers") or ()),
         template_dir=ctx.template_dir,
+        logging=_logging_config(logical_id, props.get("LoggingConfig")),
     )
     if not spec.handler or not spec.runtime:
         raise UserError(f"{logical_id}: a zip function needs Handler and Runtime")
@@ -262,6 +264,15 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
                 ctx.note_difference(note)
     arn = ctx.lambda_control.create_function(spec)
     return Created(name, {"Arn": arn})
+
+
+def _logging_config(logical_id: str, value: Any) -> LoggingConfig:
+    if value is not None and not isinstance(value, dict):
+        raise UserError(f"{logical_id}: LoggingConfig must be a mapping; got {json.dumps(value, default=str)}")
+    try:
+        return LoggingConfig.from_api(value)
+    except ValueError as exc:  # Lambda's own validation message
+        raise UserError(f"{logical_id}: LoggingConfig: {exc}") from None
 
 
 def lambda_layer_version(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
@@ -1042,7 +1053,7 @@ APPLIED_PROPERTIES: dict[str, frozenset[str] | None] = {
     "AWS::Lambda::Function": frozenset({
         "FunctionName", "Code", "Handler", "Runtime", "Timeout", "MemorySize", "Environment", "Role", "TracingConfig",
         "Architectures", "Description", "ReservedConcurrentExecutions", "DeadLetterConfig", "Tags", "PackageType",
-        "Layers",
+        "Layers", "LoggingConfig",
     }),
     "AWS::Lambda::LayerVersion": frozenset({
         "LayerName", "Content", "CompatibleRuntimes", "CompatibleArchitectures", "Description", "LicenseInfo",

@@ -13,6 +13,9 @@ service at each lifecycle point, in order, from the event loop.
     env_log.close(t)                               # the environment is gone: its unterminated output is written
 
 Timestamps are milliseconds since the epoch. Nothing here blocks: events go to the LogWriter.
+
+`take_transcript()` returns what the stream received since the last call (or since `start`), as CloudWatch shows it:
+the Invoke API's `LogType=Tail` answer is its last 4 KB, so the tail and the stream can never disagree.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from lambdalab.logs.capture import Captured, FrameDecoder, LineSplitter, applica
 from lambdalab.logs.writer import LogWriter
 
 DEFAULT_LEVEL = "INFO"  # AWS's default application and system log level for JSON format
+TRANSCRIPT_CAP = 64 * 1024  # the transcript keeps its last 64 KB (the Invoke API's tail shows 4 KB)
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,23 @@ class EnvironmentLog:
         self._frames = FrameDecoder()
         self._json = self.config.log_format == formats.JSON
         self.request_id: str | None = None
+        self._transcript: list[str] = []
+        self._transcript_size = 0
+
+    def _put(self, events: list[tuple[int, str]], *, emf: bool = False) -> None:
+        self.writer.put(self.group, self.stream, events, emf=emf)
+        for _, message in events:
+            self._transcript.append(message)
+            self._transcript_size += len(message)
+        while self._transcript_size > TRANSCRIPT_CAP and len(self._transcript) > 1:
+            self._transcript_size -= len(self._transcript.pop(0))
+
+    def take_transcript(self) -> str:
+        """What this stream received since the last call or `start`, in order (its last 64 KB)."""
+        text = "".join(self._transcript)
+        self._transcript.clear()
+        self._transcript_size = 0
+        return text
 
     # --- what the process writes --------------------------------------------------------------------------------
 
@@ -170,7 +191,7 @@ class EnvironmentLog:
             if application_passes(e, self.config.log_format, self.config.application_log_level)
         ]
         if kept:
-            self.writer.put(self.group, self.stream, kept, emf=True)
+            self._put(kept, emf=True)
 
     def _flush_output(self) -> None:
         self._application(self._lines.flush())
@@ -180,9 +201,9 @@ class EnvironmentLog:
     def _platform(self, timestamp_ms: int, text: str | None, json_text: str | None, level: str = "INFO") -> None:
         if self._json:
             if json_text is not None and formats.passes(level, self.config.system_log_level):
-                self.writer.put(self.group, self.stream, [(timestamp_ms, json_text)])
+                self._put([(timestamp_ms, json_text)])
         elif text is not None:
-            self.writer.put(self.group, self.stream, [(timestamp_ms, text)])
+            self._put([(timestamp_ms, text)])
 
     def init_start(self, timestamp_ms: int, *, phase: str = "init") -> None:
         self._platform(
@@ -213,6 +234,7 @@ class EnvironmentLog:
 
     def start(self, timestamp_ms: int, request_id: str, *, trace: formats.Trace | None = None) -> None:
         self._flush_output()  # INIT's last unterminated words belong before START
+        self.take_transcript()  # what came before (INIT, idle output) is not this invocation's
         self.request_id = request_id
         self._platform(
             timestamp_ms,
@@ -235,7 +257,7 @@ class EnvironmentLog:
         if exit_reason is not None and not self._json:
             error_type = report.error_type or "Runtime.ExitError"
             message = f"RequestId: {request_id} Error: Runtime exited with error: {exit_reason}\n{error_type}\n"
-            self.writer.put(self.group, self.stream, [(timestamp_ms, message)])
+            self._put([(timestamp_ms, message)])
         self._platform(timestamp_ms, formats.end_text(request_id), None)
         self._platform(
             timestamp_ms,
@@ -251,7 +273,7 @@ class EnvironmentLog:
         )
         if timeout_s is not None and not self._json:
             line = formats.timeout_text(timestamp_ms, request_id, timeout_s)
-            self.writer.put(self.group, self.stream, [(timestamp_ms, line)])
+            self._put([(timestamp_ms, line)])
         self.request_id = None
 
     def close(self, timestamp_ms: int) -> None:

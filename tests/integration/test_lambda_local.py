@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -162,6 +164,99 @@ def test_async_calls_all_processed_never_above_reserved(cloud: RunningCloud, nam
     assert len(ok) == 10
     assert len({r["request_id"] for r in ok}) == 10
     assert overlap(ok) <= 5
+
+
+def _log_events(cloud: RunningCloud, group: str) -> dict[str, list[str]]:
+    """Every stream of a log group with its messages in order, read with boto3 as a user would."""
+    logs = cloud.client("logs")
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    return {
+        s["logStreamName"]: [
+            e["message"]
+            for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"], startFromHead=True)[
+                "events"
+            ]
+        ]
+        for s in streams
+    }
+
+
+def test_function_logs_one_stream_per_environment(cloud: RunningCloud, names: dict, tmp_path: Path) -> None:
+    # GIVEN reserved concurrency 5
+    name = names["LimitedName"]
+    group = f"/aws/lambda/{name}"
+
+    # WHEN the AWS CLI sends 10 asynchronous calls at once, each printing its number
+    def send(i: int) -> None:
+        payload = json.dumps({"sleep": 0.5, "print": f"call {i} of the batch"})
+        cloud.aws(
+            "lambda",
+            "invoke",
+            "--function-name",
+            name,
+            "--invocation-type",
+            "Event",
+            "--payload",
+            payload,
+            str(tmp_path / f"{i}.json"),
+        )
+
+    def async_ok(records: list[dict]) -> int:
+        return sum(
+            r["function_name"] == name and r["invocation_type"] == "Event" and r["outcome"] == "success"
+            for r in records
+        )
+
+    expected = async_ok(cloud.records()) + 10
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(send, range(10)))
+
+    def ran(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["function_name"] == name and r["environment_id"] is not None]
+
+    records = ran(cloud.wait_records(lambda rs: async_ok(rs) >= expected, timeout=60, what="10 async successes"))
+    deadline = time.monotonic() + 10
+    streams = _log_events(cloud, group)
+    while sum(m.startswith("REPORT ") for ms in streams.values() for m in ms) < len(records):
+        assert time.monotonic() < deadline, f"{len(records)} invocations ran, REPORT lines: {streams}"
+        time.sleep(0.1)
+        streams = _log_events(cloud, group)
+    # THEN the log group has one stream per execution environment, named as Lambda names it
+    assert len(streams) == len({r["environment_id"] for r in records})
+    for stream, messages in streams.items():
+        assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", stream), stream
+        # ... each begins with INIT_START, has START/END/REPORT per invocation, Init Duration on the first only
+        assert messages[0].startswith("INIT_START Runtime Version: python:"), messages
+        reports = [m for m in messages if m.startswith("REPORT RequestId: ")]
+        starts = [m for m in messages if m.startswith("START RequestId: ")]
+        assert len(reports) == len(starts) >= 1
+        assert "Init Duration: " in reports[0]
+        assert not any("Init Duration: " in m for m in reports[1:])
+    # ... the function's prints are there, each exactly once
+    printed = [m for ms in streams.values() for m in ms if "of the batch" in m]
+    assert sorted(printed) == sorted(f"call {i} of the batch\n" for i in range(10))
+    assert sum(len([m for m in ms if m.startswith("REPORT ")]) for ms in streams.values()) == len(records)
+    # AND the CLI's filter-log-events and the README's Logs Insights cold-start query count the same
+    filtered = json.loads(
+        cloud.aws(
+            "logs", "filter-log-events", "--log-group-name", group, "--filter-pattern", '"REPORT RequestId"'
+        ).stdout
+    )["events"]
+    assert len(filtered) == len(records)
+    logs = cloud.client("logs")
+    query = logs.start_query(
+        logGroupName=group,
+        startTime=0,
+        endTime=int(time.time()) + 60,
+        queryString='filter @type = "REPORT" | stats count(@initDuration) as cold',
+    )["queryId"]
+    result = logs.get_query_results(queryId=query)
+    while result["status"] in ("Scheduled", "Running"):
+        time.sleep(0.05)
+        result = logs.get_query_results(queryId=query)
+    cold = sum(r["start_kind"] == "cold" for r in records)
+    assert result["status"] == "Complete"
+    assert result["results"] == [[{"field": "cold", "value": str(cold)}]]
 
 
 def test_provisioned_alias_is_warm_then_spills_over(cloud: RunningCloud, names: dict) -> None:

@@ -54,6 +54,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import gc
 import importlib
 import importlib.abc
@@ -85,6 +86,8 @@ GATE_RELEASE = b"release"
 GATE_RESTORED = b"restored"
 GATE_END = b"end"
 GATE_GO = b"go"
+GATE_FD = 3  # the environment's end of the CPU gate socket
+TELEMETRY_FD = 4  # awslambdaric's log frames (_LAMBDA_TELEMETRY_LOG_FD)
 GATE_AFTER_CPU_S = 0.02  # INIT code asks for a CPU token once it has used this much CPU
 _sleep = time.sleep  # the real one: INIT's time.sleep is replaced while INIT code runs
 
@@ -223,10 +226,10 @@ class ForkServer:
 
     def _spawn(self, request: dict[str, Any], fds: list[int]) -> None:
         env_id = request["env_id"]
-        if len(fds) != 2:
+        if len(fds) != 3:
             for fd in fds:
                 os.close(fd)
-            self.send({"op": "spawn_failed", "env_id": env_id, "error": f"expected 2 fds, got {len(fds)}", "errno": 0})
+            self.send({"op": "spawn_failed", "env_id": env_id, "error": f"expected 3 fds, got {len(fds)}", "errno": 0})
             return
         sys.stdout.flush()
         sys.stderr.flush()
@@ -238,7 +241,7 @@ class ForkServer:
             self.send({"op": "spawn_failed", "env_id": env_id, "error": f"fork: {exc}", "errno": exc.errno or 0})
             return
         if pid == 0:
-            _child_main(request, fds[0], fds[1], self)
+            _child_main(request, fds[0], fds[1], fds[2], self)
         for fd in fds:
             os.close(fd)
         with contextlib.suppress(OSError):
@@ -454,11 +457,11 @@ class Preloaded(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _Restore(module))
 
 
-def _child_main(request: dict[str, Any], log_fd: int, gate_fd: int, server: ForkServer) -> None:
+def _child_main(request: dict[str, Any], log_fd: int, gate_fd: int, telemetry_fd: int, server: ForkServer) -> None:
     """Become one execution environment: never returns into the fork server's loop."""
     code = 1
     try:
-        gate = _become_environment(request, log_fd, gate_fd, server)
+        gate = _become_environment(request, log_fd, gate_fd, telemetry_fd, server)
         code = _run_runtime(request["handler"], gate, float(server.config.get("startup_s") or 0.0))
     except SystemExit as exc:
         code = _exit_code(exc)
@@ -484,7 +487,9 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _become_environment(request: dict[str, Any], log_fd: int, gate_fd: int, server: ForkServer) -> Gate:
+def _become_environment(
+    request: dict[str, Any], log_fd: int, gate_fd: int, telemetry_fd: int, server: ForkServer
+) -> Gate:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
@@ -494,15 +499,18 @@ def _become_environment(request: dict[str, Any], log_fd: int, gate_fd: int, serv
     for fd in (server.control.fileno(), server.wake_r, server.wake_w):
         with contextlib.suppress(OSError):
             os.close(fd)
+    # Fixed numbers: copies above the targets first, so no received fd sits on a target when it is placed.
+    gate_fd, telemetry_fd = _above(gate_fd), _above(telemetry_fd)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    gate_fd = os.dup2(gate_fd, 3) if gate_fd != 3 else gate_fd
+    gate_fd = _place(gate_fd, GATE_FD)
+    telemetry_fd = _place(telemetry_fd, TELEMETRY_FD)
     # Nothing of the fork server's (control socket, selector, wake-up pipe) stays open in an environment.
-    os.closerange(4, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024))
+    os.closerange(TELEMETRY_FD + 1, max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024))
     gate = Gate(socket.socket(fileno=gate_fd))
     # The fork server's own logging must not echo the function's records: a fresh root logger, as in a new process.
     for handler in list(logging.root.handlers):
@@ -512,6 +520,9 @@ def _become_environment(request: dict[str, Any], log_fd: int, gate_fd: int, serv
     # One place sets the environment: exactly what the host built (reserved variables + the function's own).
     os.environ.clear()
     os.environ.update(request["environ"])
+    # Where awslambdaric writes its log records, one frame per record (it reads and removes the variable), as on
+    # Lambda: a multi-line record (a traceback) stays one CloudWatch event; print() still goes to stdout.
+    os.environ["_LAMBDA_TELEMETRY_LOG_FD"] = str(TELEMETRY_FD)
     os.chdir(request["task_root"])
     own_paths = [str(p) for p in request["paths"]]
     sys.path[:] = own_paths + sys.path
@@ -525,6 +536,19 @@ def _become_environment(request: dict[str, Any], log_fd: int, gate_fd: int, serv
     if os.environ.get("AWS_LAMBDA_LOG_FORMAT") or os.environ.get("AWS_LAMBDA_LOG_LEVEL"):
         importlib.reload(sys.modules["awslambdaric.bootstrap"])  # it reads both variables at import time
     return gate
+
+
+def _above(fd: int) -> int:
+    """A copy of `fd` numbered above every fixed one (the original closed)."""
+    copy = fcntl.fcntl(fd, fcntl.F_DUPFD, TELEMETRY_FD + 1)
+    os.close(fd)
+    return copy
+
+
+def _place(fd: int, target: int) -> int:
+    os.dup2(fd, target)
+    os.close(fd)
+    return target
 
 
 def _sched_stat() -> tuple[float, float]:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,7 +46,6 @@ def make_spec(env_id: str = "env-1", folder: str = "basic", **overrides) -> Envi
         init_type="on-demand",
         region="us-east-1",
         account_id="123456789012",
-        log_group="/aws/lambda/fn",
         endpoint_url="http://127.0.0.1:4566",
         xray_daemon_address=None,
         init_cap_s=10.0,
@@ -104,13 +104,25 @@ def test_handler_returns_and_init_is_measured():
         assert "init: module imported" in init.logs
         assert env.state is EnvironmentState.READY
         result = await env.invoke(request({"action": "echo", "n": 1}, "req-a"))
-        return env, result
+        return init, result
 
-    _env, result = run(scenario)
+    init, result = run(scenario)
     assert result.status is InvokeStatus.SUCCESS
     assert json.loads(result.body) == {"echo": {"action": "echo", "n": 1}, "count": 1, "request_id": "req-a"}
     assert result.error_type is None
-    assert result.logs == "handling echo #1\n"
+    # the invocation's lines as CloudWatch Logs shows them: START, its output, END, REPORT with the cold start's INIT
+    start, output, end, report = result.logs.splitlines(keepends=True)
+    assert (start, output, end) == (
+        "START RequestId: req-a Version: $LATEST\n",
+        "handling echo #1\n",
+        "END RequestId: req-a\n",
+    )
+    assert re.fullmatch(
+        r"REPORT RequestId: req-a\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 128 MB\t"
+        r"Max Memory Used: \d+ MB\tInit Duration: [\d.]+ ms\t\n",
+        report,
+    )
+    assert init.logs.startswith("INIT_START Runtime Version: python:3.13.v0\t")
     assert result.started_at <= result.ended_at
     assert result.duration_s == pytest.approx(result.ended_at - result.started_at)
     assert result.max_memory_used_mb > 5
@@ -251,7 +263,8 @@ def test_on_demand_init_past_its_cap_is_retried_in_the_first_invoke():
     assert result.status is InvokeStatus.SUCCESS
     assert json.loads(result.body) == {"ok": True}
     assert result.init_duration_s >= 0.75  # INIT ran again, to completion, inside the invoke
-    assert "slow init ends" in result.init_logs
+    assert "Phase: init\tStatus: timeout" in init.logs  # INIT_REPORT of the INIT that ran past its cap
+    assert result.logs.startswith("START RequestId: r-first") and "slow init ends" in result.logs  # the re-run
     assert env.pid != first_pid and gone(first_pid)
 
 
@@ -314,8 +327,9 @@ def test_lines_written_just_before_the_response_are_kept():
 
     for result in run(scenario):
         lines = result.logs.splitlines()
-        assert lines[1:3001] == [f"line {i}" for i in range(3000)]
-        assert lines[-1] == "last line on stderr"
+        assert lines[0].startswith("START ") and lines[-2].startswith("END ") and lines[-1].startswith("REPORT ")
+        assert lines[2:3002] == [f"line {i}" for i in range(3000)]
+        assert lines[-3] == "last line on stderr"
 
 
 def test_response_over_6_mb_is_a_function_error():

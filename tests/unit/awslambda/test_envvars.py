@@ -1,7 +1,6 @@
 """The reserved environment variables an execution environment gets, and their precedence."""
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ def make_input(**overrides):
         endpoint_url="http://127.0.0.1:4566",
         user_environment={},
         runtime_dir="/runtimes/python3.13/site",
+        log_stream_name="2026/12/02/[$LATEST]0123456789abcdef0123456789abcdef",
     )
     base.update(overrides)
     return envvars.EnvironmentVariablesInput(**base)
@@ -50,10 +50,14 @@ def test_reserved_variables_describe_the_function():
     assert env["PYTHONPATH"] == env["LAMBDA_RUNTIME_DIR"]
 
 
-def test_log_stream_name_has_lambda_shape():
-    env = envvars.build_environment(make_input(version="7"))
-    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[7\][0-9a-f]{32}", env["AWS_LAMBDA_LOG_STREAM_NAME"])
-    assert envvars.log_stream_name("$LATEST", when=0).startswith("1970/01/01/[$LATEST]")
+def test_log_stream_and_format_variables_are_what_the_environment_was_given():
+    stream = "2026/12/02/[7]0123456789abcdef0123456789abcdef"
+    env = envvars.build_environment(
+        make_input(version="7", log_stream_name=stream, log_variables={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    )
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == stream
+    assert env["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
+    assert "AWS_LAMBDA_LOG_FORMAT" not in envvars.build_environment(make_input())
 
 
 def test_credentials_are_the_fakes_never_the_hosts(monkeypatch):
