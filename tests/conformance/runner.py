@@ -147,7 +147,8 @@ class Stack:
         return ref
 
     def substitute(self, value: Any) -> Any:
-        """`${Outputs.Key}`, `${LogicalId}` (its physical id), `${AWS::Region}`, `${AWS::AccountId}` in strings."""
+        """`${Outputs.Key}`, `${LogicalId}` (its physical id), `${AWS::Region}`, `${AWS::AccountId}` and
+        `${AWS::StackName}` in strings."""
         if isinstance(value, dict):
             return {k: self.substitute(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -161,6 +162,8 @@ class Stack:
                 return constants.DEFAULT_REGION
             if key == "AWS::AccountId":
                 return constants.DEFAULT_ACCOUNT_ID
+            if key == "AWS::StackName":
+                return self.project.stack_name
             return self.name_of(key)
 
         return re.sub(r"\$\{([^}]+)\}", one, value)
