@@ -30,7 +30,8 @@ PROJECTS = Path(__file__).resolve().parent / "projects"
 XFAIL_DEPENDENCIES = "needs function dependencies/layers in the runtime (lead, issue 12.3)"
 _STEP_KEYS = {
     "invoke", "send_messages", "wait_invocations", "wait_queue", "start_execution", "http", "get_item", "wait_items",
-    "put_item", "concurrency", "provisioned", "role_policies", "describe_function", "sleep",
+    "put_item", "concurrency", "provisioned", "role_policies", "describe_function", "sleep", "publish", "put_events",
+    "put_object", "put_records", "receive_messages", "call",
 }  # fmt: skip
 
 
@@ -119,6 +120,7 @@ class Stack:
     answer: dict[str, Any]
     _clients: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    received: dict[str, list[Any]] = field(default_factory=dict)  # queue ref → bodies `receive_messages` took, in order
 
     # --- names ----------------------------------------------------------------------------------------------
 
@@ -145,7 +147,8 @@ class Stack:
         return ref
 
     def substitute(self, value: Any) -> Any:
-        """`${Outputs.Key}`, `${LogicalId}` (its physical id), `${AWS::Region}`, `${AWS::AccountId}` in strings."""
+        """`${Outputs.Key}`, `${LogicalId}` (its physical id), `${AWS::Region}`, `${AWS::AccountId}` and
+        `${AWS::StackName}` in strings."""
         if isinstance(value, dict):
             return {k: self.substitute(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -159,6 +162,8 @@ class Stack:
                 return constants.DEFAULT_REGION
             if key == "AWS::AccountId":
                 return constants.DEFAULT_ACCOUNT_ID
+            if key == "AWS::StackName":
+                return self.project.stack_name
             return self.name_of(key)
 
         return re.sub(r"\$\{([^}]+)\}", one, value)
@@ -217,11 +222,15 @@ class Stack:
             assert not answer.get("Failed"), answer
 
     def wait_invocations(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
-        count, outcome = int(spec["count"]), spec.get("outcome")
+        count, outcome, kind = int(spec["count"]), spec.get("outcome"), spec.get("type")
 
         def matching() -> list[dict[str, Any]]:
             found = self.records(spec["function"])
-            return [r for r in found if outcome is None or r["outcome"] == outcome]
+            return [
+                r
+                for r in found
+                if (outcome is None or r["outcome"] == outcome) and (kind is None or r["invocation_type"] == kind)
+            ]
 
         wait_until(lambda: len(matching()) >= count, float(spec.get("within", 30)), f"{count} invocations of {spec}")
         if spec.get("exactly", True):
@@ -266,15 +275,17 @@ class Stack:
     def http(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
         url = self.substitute(spec["url"])
         data = json.dumps(self.substitute(spec["body"])).encode() if "body" in spec else None
-        request = urllib.request.Request(
-            url, data=data, method=spec.get("method", "GET"), headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        headers.update({str(k): str(v) for k, v in (spec.get("headers") or {}).items()})
+        request = urllib.request.Request(url, data=data, method=spec.get("method", "GET"), headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                status, body = response.status, response.read()
+                status, body, answered = response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read()
+            status, body, answered = exc.code, exc.read(), exc.headers
         assert status == expect.get("status", 200), (status, body[:500])
+        for name, value in self.substitute(expect.get("headers_contain") or {}).items():
+            assert answered.get(name) == str(value), (name, dict(answered.items()))
         if "json" in expect:
             assert json.loads(body) == self.substitute(expect["json"]), body
         if "json_contains" in expect:
@@ -339,6 +350,150 @@ class Stack:
             assert any(arn.endswith(wanted) for arn in attached), f"{wanted} not attached to {role}: {attached}"
         for document in inline.values():
             assert document.get("Version") in (None, "2012-10-17", "2008-10-17"), document
+
+    def publish(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        """SNS Publish; `attributes` values are strings (String), numbers (Number), lists (String.Array) or the
+        API's own {DataType, StringValue}."""
+        message = self.substitute(spec["message"])
+        kwargs: dict[str, Any] = {
+            "TopicArn": self.name_of(spec["topic"]),
+            "Message": message if isinstance(message, str) else json.dumps(message),
+        }
+        if "subject" in spec:
+            kwargs["Subject"] = str(spec["subject"])
+        attributes = {}
+        for name, value in (spec.get("attributes") or {}).items():
+            if isinstance(value, dict):
+                attributes[name] = value
+            elif isinstance(value, bool) or not isinstance(value, int | float | list):
+                attributes[name] = {"DataType": "String", "StringValue": str(value)}
+            elif isinstance(value, list):
+                attributes[name] = {"DataType": "String.Array", "StringValue": json.dumps(value)}
+            else:
+                attributes[name] = {"DataType": "Number", "StringValue": str(value)}
+        if attributes:
+            kwargs["MessageAttributes"] = attributes
+        answer = self.client("sns").publish(**kwargs)
+        assert answer.get("MessageId"), answer
+
+    def put_events(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        """EventBridge PutEvents; each entry {bus, source, detail_type, detail (a mapping is sent as JSON)}."""
+        entries = []
+        for entry in spec["entries"]:
+            detail = self.substitute(entry.get("detail", {}))
+            one = {
+                "Source": str(entry["source"]),
+                "DetailType": str(entry["detail_type"]),
+                "Detail": detail if isinstance(detail, str) else json.dumps(detail),
+            }
+            if "bus" in entry:
+                one["EventBusName"] = self.name_of(entry["bus"])
+            entries.append(one)
+        answer = self.client("events").put_events(Entries=entries)
+        assert answer.get("FailedEntryCount", 0) == 0, answer
+
+    def put_object(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        self.client("s3").put_object(
+            Bucket=self.name_of(spec["bucket"]), Key=str(spec["key"]), Body=str(spec.get("body", "")).encode()
+        )
+
+    def put_records(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        """Kinesis PutRecords: `records` [{partition_key, data}], or `count` records whose `data` (a mapping is sent
+        as JSON) and `partition_key` may hold {i} (0, 1, ...); `partition_keys` [..] deals keys out in turn."""
+        records = spec.get("records") or []
+        if not records:
+            keys = spec.get("partition_keys") or [spec.get("partition_key", "key-{i}")]
+            records = [
+                {"partition_key": str(keys[i % len(keys)]), "data": spec.get("data", {"n": "{i}"}), "i": i}
+                for i in range(int(spec["count"]))
+            ]
+        entries = []
+        for record in records:
+            data = self.substitute(record["data"])
+            text = data if isinstance(data, str) else json.dumps(data)
+            number = str(record.get("i", ""))
+            entries.append(
+                {
+                    "PartitionKey": str(record["partition_key"]).replace("{i}", number),
+                    "Data": text.replace("{i}", number).encode(),
+                }
+            )
+        kinesis = self.client("kinesis")
+        for start in range(0, len(entries), 500):
+            answer = kinesis.put_records(StreamName=self.name_of(spec["stream"]), Records=entries[start : start + 500])
+            assert answer.get("FailedRecordCount", 0) == 0, answer
+
+    def receive_messages(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        """Receive (and delete) messages from a queue until `count` bodies (default: as many as expected), or
+        `records` items of the bodies' `Records` lists, arrived; then, unless `exactly: false`, keep receiving for
+        `settle` seconds and fail if more came. Bodies are parsed as JSON when they are JSON, kept in arrival order
+        (a FIFO queue keeps the order they were sent in) and added to `stack.received[queue]`."""
+        url = self.name_of(spec["queue"])
+        sqs = self.client("sqs")
+        got: list[Any] = []
+        exactly = spec.get("exactly", True)
+
+        def records_in(bodies: list[Any]) -> list[Any]:
+            return [r for b in bodies if isinstance(b, dict) for r in b.get("Records") or []]
+
+        if "records" in spec:
+            wanted = int(spec["records"])
+            what = f"{wanted} records in {spec['queue']}"
+
+            def arrived() -> int:
+                return len(records_in(got))
+        else:
+            listed = expect.get("bodies", expect.get("bodies_contain"))
+            wanted = int(spec.get("count", len(listed) if listed is not None else 1))
+            what = f"{wanted} messages in {spec['queue']}"
+
+            def arrived() -> int:
+                return len(got)
+
+        def take(wait_s: int) -> None:
+            answer = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s, VisibilityTimeout=60
+            )
+            messages = answer.get("Messages") or []
+            for message in messages:
+                try:
+                    got.append(json.loads(message["Body"]))
+                except ValueError:
+                    got.append(message["Body"])
+            if messages:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
+
+        try:
+            wait_until(lambda: take(1) or arrived() >= wanted, float(spec.get("within", 30)), what, interval=0)
+            if exactly:
+                settle_until = time.monotonic() + float(spec.get("settle", 1.0))
+                while time.monotonic() < settle_until:
+                    take(0)
+                    time.sleep(0.1)
+                assert arrived() == wanted, f"{arrived()} arrived in {spec['queue']}, expected {wanted}: {got}"
+        finally:
+            self.received.setdefault(spec["queue"], []).extend(got)
+        bodies = got if exactly or "records" in spec else got[:wanted]
+        records = records_in(got)
+        if "bodies" in expect:
+            assert bodies == self.substitute(expect["bodies"]), bodies
+        if "bodies_contain" in expect:
+            assert contains(bodies, self.substitute(expect["bodies_contain"])), bodies
+        if "records" in expect:
+            assert records == self.substitute(expect["records"]), records
+        if "records_contain" in expect:
+            assert contains(records, self.substitute(expect["records_contain"])), records
+
+    def call(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
+        """Any boto3 operation: {service, operation (boto3's snake_case name), params}."""
+        client = self.client(str(spec["service"]))
+        answer = getattr(client, str(spec["operation"]))(**self.substitute(spec.get("params") or {}))
+        answer.pop("ResponseMetadata", None)
+        if "response_contains" in expect:
+            assert contains(answer, self.substitute(expect["response_contains"])), answer
 
     def sleep(self, spec: Any, expect: dict[str, Any]) -> None:
         time.sleep(float(spec))
