@@ -283,13 +283,23 @@ class Stack:
                 status, body, answered = response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
             status, body, answered = exc.code, exc.read(), exc.headers
-        assert status == expect.get("status", 200), (status, body[:500])
+        assert status == expect.get("status", 200), (status, body[:500], self._recent_failures())
         for name, value in self.substitute(expect.get("headers_contain") or {}).items():
             assert answered.get(name) == str(value), (name, dict(answered.items()))
         if "json" in expect:
             assert json.loads(body) == self.substitute(expect["json"]), body
         if "json_contains" in expect:
             assert contains(json.loads(body), self.substitute(expect["json_contains"])), body
+
+    def _recent_failures(self) -> list[dict[str, Any]]:
+        """What the run records say about this stack's last failed invocations: why an answer was a 5xx."""
+        keep = ("function_name", "outcome", "error_type", "error_message", "start_kind", "duration_s", "local_wait_s")
+        failed = [
+            {k: r.get(k) for k in keep}
+            for r in self.cloud.records()
+            if str(r.get("function_name", "")).startswith(self.project.stack_name) and r.get("outcome") != "success"
+        ]
+        return failed[-3:]
 
     def put_item(self, spec: dict[str, Any], expect: dict[str, Any]) -> None:
         self.client("dynamodb").put_item(TableName=self.name_of(spec["table"]), Item=spec["item"])
