@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+import statistics
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -439,3 +442,60 @@ def test_concurrency_below_the_minimum_is_a_validation_error(
         FunctionName=names["ProvisionedName"], Qualifier="live"
     )
     assert config["RequestedProvisionedConcurrentExecutions"] == 2  # nothing changed
+
+
+STORM_HANDLER = """import boto3
+
+dynamodb = boto3.client("dynamodb")  # built at INIT, as most functions do
+
+
+def lambda_handler(event, context):
+    return {"region": dynamodb.meta.region_name}
+"""
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+def test_cold_start_storm_of_a_boto3_function_fails_nothing_and_keeps_its_init(cloud: RunningCloud) -> None:
+    # GIVEN a function that builds a boto3 client at INIT, and its INIT measured alone, one cold start at a time
+    lam = cloud.client("lambda", read_timeout=120)
+    name = "storm-boto3"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role="arn:aws:iam::123456789012:role/storm",
+        Handler="app.lambda_handler",
+        Code={"ZipFile": _zip(STORM_HANDLER)},
+        MemorySize=256,
+        Timeout=30,
+    )
+    for i in range(3):
+        lam.update_function_configuration(FunctionName=name, Description=f"alone {i}")  # idle environments retire
+        assert "FunctionError" not in lam.invoke(FunctionName=name, Payload=b"{}")
+    # WHEN 30 calls arrive at once on a fresh version of the configuration (30 cold starts together)
+    lam.update_function_configuration(FunctionName=name, Description="storm")
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(lambda _: lam.invoke(FunctionName=name, Payload=b"{}"), range(30)))
+    ids = {a["ResponseMetadata"]["RequestId"] for a in answers}
+    # THEN every call succeeded: nothing failed for a reason of this machine, nothing was called a Lambda error
+    assert [(a["StatusCode"], a.get("FunctionError")) for a in answers] == [(200, None)] * 30
+    assert all(json.loads(a["Payload"].read()) == {"region": "us-east-1"} for a in answers)
+    records = cloud.wait_records(
+        lambda rs: len(ids & {r["request_id"] for r in rs}) == 30, timeout=30, what="the storm's 30 records"
+    )
+    mine = [r for r in records if r["function_name"] == name]
+    storm = [r for r in mine if r["request_id"] in ids]
+    assert {r["outcome"] for r in storm} == {"success"}
+    assert not [r for r in mine if r.get("error_type") in ("ServiceException", "Runtime.ExitError")]
+    # AND the INIT each cold start reports stays within 25 % of the INIT measured alone (waits for this machine's
+    # CPU are counted apart, in init_local_wait_s, never in the INIT duration)
+    alone = [r["init_duration_s"] for r in mine if r["request_id"] not in ids and r["start_kind"] == "cold"]
+    stormed = [r["init_duration_s"] for r in storm if r["start_kind"] == "cold"]
+    assert len(alone) == 3 and len(stormed) >= 20, (alone, [r["start_kind"] for r in storm])
+    ratio = statistics.median(stormed) / statistics.median(alone)
+    assert 0.75 <= ratio <= 1.25, (ratio, alone, stormed)
