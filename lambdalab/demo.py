@@ -11,7 +11,7 @@ import math
 import signal
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +187,7 @@ class DemoResult:
     provisioned: MachineSummary
     conclusion: str
     timings: dict[str, float]
+    interpreters: list[str] = field(default_factory=list)  # "python3.13 → Python 3.13.1 (/path)", one per runtime
 
 
 async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
@@ -221,6 +222,7 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
         stack = next(iter(cloud.stacks.values()))
         names = {machine: [stack.outputs[key].value for key in keys] for machine, keys in OUTPUT_KEYS.items()}
         console.print(f"deployed in {timings['deploy_s']:.1f} s; waiting for provisioned concurrency to be READY")
+        interpreters = await asyncio.to_thread(_interpreters, cloud.url, [values[0] for values in names.values()])
         mark = time.monotonic()
         await _wait_provisioned_ready(cloud.url, names[PROVISIONED][2], config.ready_timeout_s)
         timings["provisioned_ready_s"] = time.monotonic() - mark
@@ -248,7 +250,14 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
         report_path = _write_report(cloud.run_dir, [values[0] for values in names.values()])
         summary_path = cloud.run_dir / "demo.json"
         result = DemoResult(
-            cloud.run_dir, report_path, summary_path, summaries[BASE], summaries[PROVISIONED], line, timings
+            cloud.run_dir,
+            report_path,
+            summary_path,
+            summaries[BASE],
+            summaries[PROVISIONED],
+            line,
+            timings,
+            interpreters,
         )
     except asyncio.CancelledError:
         # stopping mid-run tears provisioned environments down under the policy, which logs each one: not news here
@@ -273,6 +282,22 @@ def _cancel_on_signals() -> None:
             loop.add_signal_handler(sig, task.cancel)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread, or no signals here
             LOG.debug("cannot handle signal %s here", sig)
+
+
+def _interpreters(url: str, functions: Sequence[str]) -> list[str]:
+    """Which interpreter ran each runtime of the demo's functions: the environment host, in this process, starts
+    every environment of a runtime on `find_interpreter(runtime)`, so this is what served them."""
+    from lambdalab.awslambda.runtime.interpreters import find_interpreter
+
+    lam = _client("lambda", url)
+    runtimes = sorted({lam.get_function_configuration(FunctionName=name)["Runtime"] for name in functions})
+    lines = []
+    for runtime in runtimes:
+        found = find_interpreter(runtime)
+        version = ".".join(str(part) for part in found.version)
+        fallback = f" (a fallback: {runtime} is not installed here)" if found.fallback else ""
+        lines.append(f"{runtime} functions ran on Python {version} ({found.executable}){fallback}")
+    return lines
 
 
 def _describe(overrides: Mapping[str, str]) -> str:
@@ -396,6 +421,7 @@ def _result_json(result: DemoResult) -> dict[str, Any]:
             s.machine: {**asdict(s), "cold_start_gap_s": s.cold_start_gap_s} for s in (result.base, result.provisioned)
         },
         "conclusion": result.conclusion,
+        "interpreters": result.interpreters,
         "timings": result.timings,
     }
 
@@ -438,6 +464,8 @@ def render(result: DemoResult, console: Any) -> None:
         table.add_row(*row)
     console.print(table)
     console.print(f"[bold]{result.conclusion}[/]")
+    for line in result.interpreters:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
     # soft_wrap: a path is printed whole on one line, whatever the terminal's width, so it can be copied (or parsed)
     console.print(f"run directory: {result.run_dir}", soft_wrap=True, highlight=False)
     if result.report_path is not None:

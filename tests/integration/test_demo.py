@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lambdalab.awslambda.runtime.interpreters import find_interpreter
 from tests.support.cloud import terminate_with_parent
 
 pytestmark = pytest.mark.integration
@@ -93,6 +94,10 @@ def test_demo_finishes_quickly_and_prints_the_comparison(demo: dict[str, Any]) -
         assert words in out
     assert "Provisioned concurrency removed all 40 cold starts" in out
     assert (demo["run_dir"] / "report.html").is_file()
+    # the lab's functions are python3.13: the demo says which interpreter served them (3.13 wherever it is installed)
+    found = find_interpreter("python3.13")
+    assert f"python3.13 functions ran on Python {'.'.join(map(str, found.version))} ({found.executable})" in out
+    assert demo["summary"]["interpreters"] == [line for line in out.splitlines() if " functions ran on Python " in line]
 
 
 def test_provisioned_machine_has_no_cold_start(demo: dict[str, Any]) -> None:
