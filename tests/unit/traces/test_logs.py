@@ -181,18 +181,34 @@ def test_a_shared_custom_group_keeps_only_the_named_functions_streams() -> None:
     assert {i.function for i in logs.invocations_from_lines(events).invocations} == {"lab-A", "lab-B"}
 
 
-def test_the_readme_insights_query_counts_what_the_report_counts() -> None:
-    """`filter @type = "REPORT" | stats count(@initDuration)` over the same events = the report's cold starts."""
+def insights_rows(group: str, query: str) -> list[dict[str, str]]:
     store = LogStore("us-east-1", "123456789012")
-    for event in RECORDED[TEXT_GROUP]:
-        store.append(TEXT_GROUP, event["logStreamName"], [(event["timestamp"], event["message"])], create=True)
-    query = 'filter @type = "REPORT" | stats count(@initDuration) as coldStarts, count(*) as invocations'
-    result = insights.run(parse_query(query), store.search([TEXT_GROUP]), account_id="123456789012")
-    [row] = [{c["field"]: c["value"] for c in r} for r in result.rows]
+    for event in RECORDED[group]:
+        store.append(group, event["logStreamName"], [(event["timestamp"], event["message"])], create=True)
+    result = insights.run(parse_query(query), store.search([group]), account_id="123456789012")
+    return [{c["field"]: c["value"] for c in r} for r in result.rows]
+
+
+def test_the_readme_insights_queries_count_what_the_report_counts() -> None:
+    """The README's queries over the same events (the local Insights engine) = the report's figures."""
+    query = (
+        'filter @type = "REPORT" | stats count(@initDuration) as coldStarts, count(*) as invocations, '
+        "count_distinct(@logStream) as environments"
+    )
+    [row] = insights_rows(TEXT_GROUP, query)
     report = from_invocations(logs.invocations_from_lines(lines(TEXT_GROUP)).invocations, _source())
-    [function] = [f for f in report.functions if f.qualifier == "$LATEST"]
-    assert (int(row["coldStarts"]), int(row["invocations"])) == (report.cold_starts, 4)
-    assert function.cold_starts == 2
+    assert {k: int(v) for k, v in row.items()} == {
+        "coldStarts": report.cold_starts,
+        "invocations": len(report.invocations),
+        "environments": len(report.environments),
+    }
+    assert report.cold_starts == 2
+    [json_row] = insights_rows(
+        JSON_GROUP,
+        'filter type = "platform.report" | stats count(record.metrics.initDurationMs) as coldStarts, count(*)',
+    )
+    json_report = from_invocations(logs.invocations_from_lines(lines(JSON_GROUP)).invocations, _source())
+    assert (int(json_row["coldStarts"]), int(json_row["count(*)"])) == (json_report.cold_starts, 3)
 
 
 def _source() -> Source:
