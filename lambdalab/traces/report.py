@@ -81,6 +81,7 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     traces_read: int | None = None
     coverage: Coverage | None = None
+    throttles_known: bool = True  # False: the source cannot see throttled calls (logs), so throttles are None, not 0
 
     @property
     def cold_starts(self) -> int:
@@ -104,7 +105,7 @@ class Report:
                 "invocations": sum(f.invocations for f in self.functions),
                 "cold_starts": self.cold_starts,
                 "provisioned_starts": sum(f.provisioned_starts for f in self.functions),
-                "throttles": _total_throttles(self.functions),
+                "throttles": sum(f.throttles or 0 for f in self.functions) if self.throttles_known else None,
             },
             "coverage": self.coverage.to_json() if self.coverage is not None else None,
             "functions": [f.to_json() for f in self.functions],
@@ -115,11 +116,6 @@ class Report:
             "notes": list(self.notes),
             "problems": self.problem_summary(),
         }
-
-
-def _total_throttles(functions: Sequence[FunctionReport]) -> int | None:
-    known = [f.throttles for f in functions if f.throttles is not None]
-    return sum(known) if known or not functions else None
 
 
 def _reason_kind(reason: str) -> str:
@@ -256,6 +252,7 @@ def from_invocations(
         invocations=kept,
         problems=list(problems),
         coverage=coverage,
+        throttles_known=throttles_known,
     )
     limited = local_limits_warning(kept)
     if limited is not None:

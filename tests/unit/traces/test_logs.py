@@ -340,6 +340,7 @@ def test_an_empty_window_is_a_report_with_a_warning() -> None:
     stub.add_response("filter_log_events", {"events": []})
     report = logs_report(session, "--log-group", "/custom/group")
     assert report["totals"]["invocations"] == 0
+    assert report["totals"]["throttles"] is None  # still unknown, not 0
     assert any("no REPORT line in the window" in w for w in report["warnings"])
 
 
@@ -385,3 +386,18 @@ def test_window_is_passed_in_milliseconds() -> None:
         },
     )
     assert list(logs.LogsReader(session.client("logs")).lines(logs.Target("g"), window)) == []
+
+
+@pytest.mark.parametrize(
+    ("traced", "counted", "expected"),
+    [
+        ({"a": 3}, {}, None),
+        ({"a": 3}, {"a": 3}, True),
+        ({"a": 1, "b": 2}, {"a": 10, "b": 2}, False),
+    ],
+)
+def test_xray_coverage_compares_traced_with_cloudwatchs_count(traced: dict, counted: dict, expected) -> None:
+    coverage = cli._xray_coverage(traced, counted)
+    assert coverage.complete is expected
+    if expected is False:
+        assert coverage.detail.startswith("X-Ray traced 3 of the 12 invocations CloudWatch counted")
