@@ -10,10 +10,11 @@ writes a REPORT for every invocation into the log stream of the execution enviro
   ``nextToken`` (AWS may return empty pages with a token while it searches) and botocore's standard retry mode
   backs off on throttling (FilterLogEvents allows a few calls a second per account).
 - The lines are parsed by :mod:`lambdalab.logs.discovery`, the parser the local Logs Insights uses.
-- One Invocation per REPORT: cold when it carries ``Init Duration``; "provisioned" when its environment's INIT_START
-  came before it and it carries none (INIT ran ahead of the request: provisioned concurrency, or a JSON
-  ``platform.initStart`` that says ``provisioned-concurrency``); warm otherwise. The stream is the environment; the
-  stream name gives the version (``YYYY/MM/DD/[<version>]<32 hex>``; a custom group adds the function's name).
+- One Invocation per REPORT: cold when it carries ``Init Duration``; "provisioned" when its environment is a
+  provisioned-concurrency one — the first REPORT after the stream's INIT_START carries no Init Duration (INIT ran
+  ahead of any request), or a JSON ``platform.initStart`` says ``provisioned-concurrency`` — for every call that
+  environment serves, as the local cloud's run records count them; warm otherwise. The stream is the environment;
+  the stream name gives the version (``YYYY/MM/DD/[<version>]<32 hex>``; a custom group adds the function's name).
 
 What the logs cannot say: throttled calls (they never reach an environment), the alias (streams name versions),
 spillover, and the time before INIT or after the response (end to end = Init Duration + Duration).
@@ -149,21 +150,28 @@ class _Stream:
 
 
 def _read_stream(stream: _Stream, events: Sequence[LogLine], out: LogsOutcome) -> None:
-    pending_init: tuple[float, str | None] | None = None  # (INIT_START time, initializationType) not yet used
+    pending_init: float | None = None  # the time of an INIT_START no REPORT has followed yet
+    provisioned = False  # a provisioned-concurrency environment (INIT ran before any request)
     last: Invocation | None = None
     for line in events:
         message = line.message
         report = parse_report(message)
         if report is not None:
             out.formats[report.log_format] += 1
-            last = _invocation(stream, line.timestamp_ms, report, pending_init)
+            if report.init_duration_ms is not None:
+                provisioned = False  # INIT in the request's path: an on-demand environment
+            elif pending_init is not None:
+                provisioned = True  # INIT_START with no Init Duration after it: INIT ran ahead of this request
+            last = _invocation(stream, line.timestamp_ms, report, pending_init, provisioned)
             out.invocations.append(last)
             pending_init = None
             continue
         init = parse_init_start(message)
         if init is not None:
             out.init_starts += 1
-            pending_init = (line.timestamp_ms / 1000, init.init_type)
+            pending_init = line.timestamp_ms / 1000
+            if init.init_type is not None:  # JSON says; text tells by the first REPORT
+                provisioned = init.init_type == PROVISIONED_INIT
             continue
         xray = parse_xray(message)
         if xray is not None:
@@ -182,14 +190,15 @@ def _invocation(
     stream: _Stream,
     timestamp_ms: int,
     report: ReportRecord,
-    pending_init: tuple[float, str | None] | None,
+    pending_init: float | None,
+    provisioned: bool,
 ) -> Invocation:
     invoke_end = timestamp_ms / 1000  # Lambda writes REPORT when the invocation is over
     invoke_start = invoke_end - report.duration_ms / 1000
     init_start = init_end = None
-    if pending_init is not None and (pending_init[1] == PROVISIONED_INIT or report.init_duration_ms is None):
-        kind = StartKind.PROVISIONED  # INIT ran ahead of the request; its end is not in the logs
-        init_start = pending_init[0]
+    if provisioned:
+        kind = StartKind.PROVISIONED
+        init_start = pending_init  # the environment's first call: its INIT began then; the end is not in the logs
     elif report.init_duration_ms is not None:
         kind = StartKind.COLD
         init_end = invoke_start

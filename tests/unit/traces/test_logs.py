@@ -154,6 +154,23 @@ def test_text_streams_are_environments_and_init_duration_marks_the_cold_starts()
     assert "unreadable REPORT line" in problem.reason
 
 
+def test_every_call_of_a_provisioned_environment_is_provisioned() -> None:
+    """As the run records count them: the environment's kind, not only its first call."""
+    stream = "2026/11/22/[7]a1b2c3d4e5f60718293a4b5c6d7e8f90"
+    no_init = BRIEF_REPORT.replace("Init Duration: 250.00 ms\t", "")
+    events = [
+        logs.LogLine(TEXT_GROUP, stream, 1_000, "INIT_START Runtime Version: python:3.12.v38\n"),
+        logs.LogLine(TEXT_GROUP, stream, 90_000, no_init.replace("6f7e1d2c", "00000001")),
+        logs.LogLine(TEXT_GROUP, stream, 91_000, no_init.replace("6f7e1d2c", "00000002")),
+    ]
+    first, second = logs.invocations_from_lines(events).invocations
+    assert (first.start_kind.value, second.start_kind.value) == ("provisioned", "provisioned")
+    assert (first.init_start, second.init_start) == (1.0, None)
+    # an on-demand environment: Init Duration on the first REPORT, the next ones warm
+    on_demand = [events[0], logs.LogLine(TEXT_GROUP, stream, 90_000, BRIEF_REPORT), events[2]]
+    assert [i.start_kind.value for i in logs.invocations_from_lines(on_demand).invocations] == ["cold", "warm"]
+
+
 def test_json_format_and_filtered_events_give_the_same_answer() -> None:
     every = logs.invocations_from_lines(lines(JSON_GROUP))
     only = logs.invocations_from_lines(
