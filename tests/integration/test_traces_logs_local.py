@@ -1,17 +1,15 @@
-"""`lambdalab traces --logs` against a live local cloud's CloudWatch Logs: the report counts the cold starts that the
-function's log streams record, as the README's Logs Insights query does.
-
-Until the local cloud's functions write their own log streams, the test writes them with PutLogEvents, in the format
-Lambda writes (one stream per execution environment, INIT_START, START/END, REPORT with Init Duration on the cold
-ones, the XRAY line when traced); the CLI reads them through the local endpoint exactly as it reads AWS."""
+"""`lambdalab traces --logs` against a live local cloud: real functions write their log streams (one per execution
+environment, REPORT with Init Duration on cold starts), and the report read from CloudWatch Logs finds the same
+environments and cold starts as the run records, and the same count as the README's Logs Insights query."""
 
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,54 +17,20 @@ from tests.support.cloud import BIN, RunningCloud, local_cloud
 
 pytestmark = pytest.mark.integration
 
-FUNCTION = "lab-LogsProbe"
-GROUP = f"/aws/lambda/{FUNCTION}"
-RUNTIME = (
-    "INIT_START Runtime Version: python:3.12.v38\tRuntime Version ARN: "
-    "arn:aws:lambda:us-east-1::runtime:7b620fc2e66107a1046b140b9d320295811af3ad5d4c6a011fad1fa65127e9e6\n"
-)
+LAB = Path(__file__).parent / "lab" / "template.yaml"
+STACK = "lambdalab-traces-logs"
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory):
-    with local_cloud(None, tmp_path_factory.mktemp("traces-logs")) as running:
+    tmp = tmp_path_factory.mktemp("traces-logs")
+    with local_cloud(LAB, tmp, extra=["--stack-name", STACK, "--time-scale", "0.01"]) as running:
         yield running
 
 
-def report_line(request_id: str, duration_ms: float, init_ms: float | None, trace: str | None) -> str:
-    line = (
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {int(duration_ms) + 1} ms\t"
-        f"Memory Size: 128 MB\tMax Memory Used: 50 MB\t"
-    )
-    if init_ms is not None:
-        line += f"Init Duration: {init_ms:.2f} ms\t"
-    if trace is not None:
-        line += f"\nXRAY TraceId: {trace}\tSegmentId: {secrets.token_hex(8)}\tSampled: true\t"
-    return line + "\n"
-
-
-def write_environment(logs, start_ms: int, calls: int, init_ms: float) -> tuple[str, list[str]]:
-    """One execution environment's stream: INIT_START, then `calls` invocations, the first one cold."""
-    stream = time.strftime("%Y/%m/%d/", time.gmtime(start_ms / 1000)) + "[$LATEST]" + secrets.token_hex(16)
-    logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    events = [(start_ms, RUNTIME)]
-    t = start_ms + int(init_ms)
-    ids = []
-    for n in range(calls):
-        request_id = str(uuid.uuid4())
-        ids.append(request_id)
-        trace = f"1-{int(t / 1000):08x}-{secrets.token_hex(12)}" if n == 0 else None
-        events += [
-            (t, f"START RequestId: {request_id} Version: $LATEST\n"),
-            (t + 1, f"[INFO]\t2026-11-22T08:00:00.000Z\t{request_id}\tsleeping\n"),
-            (t + 200, f"END RequestId: {request_id}\n"),
-            (t + 200, report_line(request_id, 200.0, init_ms if n == 0 else None, trace)),
-        ]
-        t += 250
-    logs.put_log_events(
-        logGroupName=GROUP, logStreamName=stream, logEvents=[{"timestamp": ts, "message": m} for ts, m in events]
-    )
-    return stream, ids
+@pytest.fixture(scope="module")
+def names(cloud: RunningCloud) -> dict[str, str]:
+    return cloud.outputs(STACK)
 
 
 def traces(cloud: RunningCloud, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,9 +44,22 @@ def traces(cloud: RunningCloud, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def insights(cloud: RunningCloud, query: str, start_s: int, end_s: int) -> list[dict[str, str]]:
+def logs_report(cloud: RunningCloud, *args: str, invocations: int) -> dict[str, Any]:
+    """The --logs JSON report, read again until `invocations` REPORT lines have arrived (the writer batches)."""
+    deadline = time.monotonic() + 20
+    while True:
+        result = traces(cloud, "--logs", "--since", "10m", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        got = json.loads(result.stdout)
+        if got["totals"]["invocations"] >= invocations or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def insights(cloud: RunningCloud, group: str, query: str) -> list[dict[str, str]]:
     logs = cloud.client("logs")
-    query_id = logs.start_query(logGroupName=GROUP, startTime=start_s, endTime=end_s, queryString=query)["queryId"]
+    end = int(time.time()) + 60
+    query_id = logs.start_query(logGroupName=group, startTime=end - 3600, endTime=end, queryString=query)["queryId"]
     for _ in range(100):
         answer = logs.get_query_results(queryId=query_id)
         if answer["status"] == "Complete":
@@ -91,49 +68,90 @@ def insights(cloud: RunningCloud, query: str, start_s: int, end_s: int) -> list[
     raise AssertionError(f"query {query_id} did not complete")
 
 
-def test_logs_report_counts_every_cold_start_the_streams_record(cloud: RunningCloud) -> None:
-    # GIVEN the shape of the CLI scenario: 5 environments (reserved concurrency 5) serve 10 calls, 2 each
-    logs = cloud.client("logs")
-    logs.create_log_group(logGroupName=GROUP)
-    now_ms = int(time.time() * 1000) - 60_000
-    streams = {}
-    for env in range(5):
-        stream, ids = write_environment(logs, now_ms + env * 10, calls=2, init_ms=240.0 + env)
-        streams[stream] = ids
+def test_reserved_5_ten_async_invokes_the_logs_report_equals_the_run_records(cloud: RunningCloud, names: dict) -> None:
+    # GIVEN the CLI scenario's shape: reserved concurrency 5, 10 parallel async invokes of a function that sleeps
+    name = names["LimitedName"]
+    client = cloud.client("lambda")
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: client.invoke(
+                    FunctionName=name, InvocationType="Event", Payload=json.dumps({"sleep": 0.5, "n": i}).encode()
+                )["StatusCode"],
+                range(10),
+            )
+        )
+    assert statuses == [202] * 10
 
-    # WHEN the report is read from the local CloudWatch Logs through the API (the same code reads AWS)
-    result = traces(cloud, "--logs", "--function", FUNCTION, "--since", "10m", "--json")
-    assert result.returncode == 0, result.stderr
-    got = json.loads(result.stdout)
+    def ran(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["function_name"] == name and r["environment_id"] is not None]
 
-    # THEN every call is there, exactly the 5 cold starts, one environment per stream, throttles unknown
+    records = ran(cloud.wait_records(lambda rs: len(ran(rs)) >= 10, timeout=60, what="10 async invocations"))
+    assert len(records) == 10
+
+    # WHEN the report is read from the function's log group through the API (the same code reads AWS)
+    got = logs_report(cloud, "--function", name, invocations=10)
+
+    # THEN it is the logs' report, complete, with throttles unknown rather than 0
     assert got["source"]["kind"] == "logs"
     assert got["coverage"]["complete"] is True
-    assert got["totals"]["invocations"] == 10
-    assert got["totals"]["cold_starts"] == 5
     assert got["totals"]["throttles"] is None
-    assert {env["id"] for env in got["environments"]} == set(streams)
+    # ... it has every invocation, and exactly the cold starts the records have
+    assert got["totals"]["invocations"] == 10
+    assert {i["request_id"] for i in got["invocations"]} == {r["request_id"] for r in records}
+    cold = {r["request_id"] for r in records if r["start_kind"] == "cold"}
+    assert {i["request_id"] for i in got["invocations"] if i["start_kind"] == "cold"} == cold
+    # ... one environment per log stream, as many as the records have, each serving the same calls
+    by_record_env: dict[str, set[str]] = {}
+    for r in records:
+        by_record_env.setdefault(r["environment_id"], set()).add(r["request_id"])
+    by_stream = [{got["invocations"][n]["request_id"] for n in env["invocations"]} for env in got["environments"]]
+    assert sorted(map(sorted, by_stream)) == sorted(map(sorted, by_record_env.values()))
     for env in got["environments"]:
         kinds = [got["invocations"][n]["start_kind"] for n in env["invocations"]]
-        assert kinds == ["cold", "warm"], env["id"]
-        assert [got["invocations"][n]["request_id"] for n in env["invocations"]] == streams[env["id"]]
+        assert kinds[0] == "cold" and set(kinds[1:]) <= {"warm"}, env  # Init Duration on the first REPORT only
     [function] = got["functions"]
-    assert function["init_s"]["p50"] == pytest.approx(0.242)
-    assert sum(1 for i in got["invocations"] if i["trace_id"]) == 5  # the XRAY line of each traced (cold) call
+    assert function["init_s"]["count"] == len(cold)
     # AND the README's Logs Insights query gives the same numbers
-    start_s, end_s = now_ms // 1000 - 60, int(time.time()) + 60
     [row] = insights(
         cloud,
-        'filter @type = "REPORT" | stats count(@initDuration) as coldStarts, count(*) as invocations',
-        start_s,
-        end_s,
+        f"/aws/lambda/{name}",
+        'filter @type = "REPORT" | stats count(@initDuration) as coldStarts, count(*) as invocations, '
+        "count_distinct(@logStream) as environments",
     )
-    assert (int(row["coldStarts"]), int(row["invocations"])) == (got["totals"]["cold_starts"], 10)
+    assert {k: int(v) for k, v in row.items()} == {
+        "coldStarts": len(cold),
+        "invocations": 10,
+        "environments": len(by_record_env),
+    }
     # AND the table names the source and its coverage
-    table = traces(cloud, "--logs", "--log-group", GROUP, "--since", "10m")
+    table = traces(cloud, "--logs", "--log-group", f"/aws/lambda/{name}", "--since", "10m")
     assert table.returncode == 0, table.stderr
     assert "CloudWatch Logs" in table.stdout
     assert "coverage: complete" in table.stdout
+
+
+def test_provisioned_environments_are_not_cold_starts(cloud: RunningCloud, names: dict) -> None:
+    # GIVEN an alias with provisioned concurrency 2, called twice one after the other
+    client = cloud.client("lambda")
+    arn = names["ProvisionedAliasArn"]
+    for _ in range(2):
+        assert client.invoke(FunctionName=arn, Payload=b"{}")["StatusCode"] == 200
+    name = names["ProvisionedName"]
+
+    def mine(records: list[dict]) -> list[dict]:
+        return [r for r in records if r["function_name"] == name and r["environment_id"] is not None]
+
+    records = mine(cloud.wait_records(lambda rs: len(mine(rs)) >= 2, what="2 provisioned invocations"))
+    # WHEN the report is read from the logs
+    got = logs_report(cloud, "--function", name, invocations=len(records))
+    # THEN the calls the records say were provisioned are provisioned in the logs too (INIT_START ahead, no
+    # Init Duration), under the version the alias points to
+    kinds = {i["request_id"]: i["start_kind"] for i in got["invocations"]}
+    assert kinds == {r["request_id"]: r["start_kind"] for r in records}
+    assert "provisioned" in kinds.values()
+    assert got["totals"]["cold_starts"] == 0
+    assert {f["qualifier"] for f in got["functions"]} == {"1"}
 
 
 def test_a_function_that_never_wrote_a_log_is_a_clear_error(cloud: RunningCloud) -> None:
