@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="print the export lines that point the AWS CLI and boto3 at the local cloud")
     env.add_argument("--port", type=_port, default=None)
 
-    traces = sub.add_parser("traces", help="cold-start report from X-Ray traces (AWS or local) or a run directory")
+    traces = sub.add_parser(
+        "traces", help="cold-start report from X-Ray traces or CloudWatch Logs (AWS or local), or a run directory"
+    )
     from lambdalab.traces.cli import add_arguments
 
     add_arguments(traces)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The cold-start report for the lab's stack from X-Ray: a table in the terminal and an HTML report.
+# The cold-start report for the lab's stack from X-Ray (or CloudWatch Logs): a table in the terminal and an HTML report.
 #
 #   scripts/traces.sh                      last hour, every function of $STACK_NAME (HTML: .lambdalab/traces-report.html)
+#   scripts/traces.sh --logs               the same from the functions' REPORT lines: every call, not X-Ray's sample
 #   scripts/traces.sh --since 30m --function lab-ColdStartFunction
 #   scripts/traces.sh --execution arn:aws:states:...:execution:...   one Step Functions execution
 #   HTML=report.html scripts/traces.sh --json > report.json

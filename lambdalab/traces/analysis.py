@@ -540,7 +540,7 @@ class FunctionReport:
     cold_starts: int
     provisioned_starts: int
     warm_starts: int
-    throttles: int
+    throttles: int | None  # None: the source cannot see throttles (logs: a throttled call never reaches a function)
     spillover: int | None
     spillover_source: str
     init: Quantiles
@@ -583,8 +583,11 @@ def summarise(
     invocations: Sequence[Invocation],
     spillover_metrics: Mapping[tuple[str, str], int] | None = None,
     spillover_note: str = "unavailable: X-Ray does not record spillover",
+    *,
+    throttles_known: bool = True,
 ) -> list[FunctionReport]:
-    """Per (function, qualifier) figures. Spillover: the records' own flag, else the metrics given, else None."""
+    """Per (function, qualifier) figures. Spillover: the records' own flag, else the metrics given, else None.
+    `throttles_known` False: the source cannot see throttled calls, so throttles are None, not 0."""
     groups: dict[tuple[str, str], list[Invocation]] = {}
     for item in invocations:
         groups.setdefault(item.key, []).append(item)
@@ -610,7 +613,7 @@ def summarise(
                 cold_starts=len(cold),
                 provisioned_starts=sum(1 for i in ran if i.start_kind is StartKind.PROVISIONED),
                 warm_starts=sum(1 for i in ran if i.start_kind is StartKind.WARM),
-                throttles=sum(i.throttles for i in items),
+                throttles=sum(i.throttles for i in items) if throttles_known else None,
                 spillover=spillover,
                 spillover_source=source,
                 init=Quantiles.of(i.init_duration_s for i in cold),

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from lambdalab.errors import UserError
-from lambdalab.traces.report import Report
+from lambdalab.traces.report import SOURCE_LABELS, Report
 from lambdalab.traces.terminal import ms
 
 LOG = logging.getLogger(__name__)
@@ -178,9 +178,11 @@ def render_html(report: Report, *, title: str = "Cold-start report", extra_secti
     blob = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
     source = payload["source"]
     window = source["window"]
-    subtitle = f"{source['kind']}: {source['detail']}"
+    subtitle = f"{SOURCE_LABELS.get(source['kind'], source['kind'])}: {source['detail']}"
     if window:
         subtitle += f" — {window['start']} to {window['end']}"
+    if report.coverage is not None:
+        subtitle += f" — coverage: {report.coverage.label} ({report.coverage.detail})"
     rows = []
     for f in report.functions:
         cells = [
@@ -195,7 +197,7 @@ def render_html(report: Report, *, title: str = "Cold-start report", extra_secti
             ms(f.end_to_end_cold.p50),
             ms(f.end_to_end_warm.p50),
             ms(f.gap_p50_s),
-            str(f.throttles),
+            "n/a" if f.throttles is None else str(f.throttles),
             "n/a" if f.spillover is None else str(f.spillover),
         ]
         rows.append("<tr>" + "".join(_cell(c) for c in cells) + "</tr>")

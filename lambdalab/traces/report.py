@@ -28,7 +28,8 @@ SCHEMA = "lambdalab.traces/1"
 
 @dataclass(frozen=True)
 class Source:
-    """Where the data came from: "xray" (an API endpoint), "run-dir" or "file"; and its window, if any."""
+    """Where the data came from: "xray" (an API endpoint), "logs" (CloudWatch Logs), "run-dir" or "file"; and its
+    window, if any."""
 
     kind: str
     detail: str
@@ -45,6 +46,27 @@ class Source:
         }
 
 
+SOURCE_LABELS = {"xray": "X-Ray", "file": "X-Ray file", "run-dir": "run records", "logs": "CloudWatch Logs"}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of what happened the source saw: `complete` True (every invocation), False (a sample), None (unknown);
+    `detail` says why, in one sentence."""
+
+    complete: bool | None
+    detail: str
+
+    @property
+    def label(self) -> str:
+        if self.complete is None:
+            return "unknown"
+        return "complete" if self.complete else "partial"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"complete": self.complete, "detail": self.detail}
+
+
 @dataclass
 class Report:
     """Everything the renderers show. Build it with `from_traces` or `from_invocations`."""
@@ -58,6 +80,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     traces_read: int | None = None
+    coverage: Coverage | None = None
+    throttles_known: bool = True  # False: the source cannot see throttled calls (logs), so throttles are None, not 0
 
     @property
     def cold_starts(self) -> int:
@@ -81,8 +105,9 @@ class Report:
                 "invocations": sum(f.invocations for f in self.functions),
                 "cold_starts": self.cold_starts,
                 "provisioned_starts": sum(f.provisioned_starts for f in self.functions),
-                "throttles": sum(f.throttles for f in self.functions),
+                "throttles": sum(f.throttles or 0 for f in self.functions) if self.throttles_known else None,
             },
+            "coverage": self.coverage.to_json() if self.coverage is not None else None,
             "functions": [f.to_json() for f in self.functions],
             "executions": [_execution_json(e, index) for e in self.executions],
             "environments": [env.to_json(index) for env in self.environments],
@@ -210,18 +235,24 @@ def from_invocations(
     environment_events: Sequence[Mapping[str, Any]] = (),
     functions: Iterable[str] | None = None,
     problems: Sequence[Problem] = (),
+    coverage: Coverage | None = None,
+    throttles_known: bool = True,
+    spillover_note: str = "unavailable: the records do not say",
 ) -> Report:
-    """A report from ground-truth invocation records (a local run directory)."""
+    """A report from invocations that name their environments: ground-truth records (a local run directory) or
+    Lambda's REPORT lines (CloudWatch Logs, one stream per environment)."""
     wanted = set(functions) if functions else None
     kept = sorted((item for item in invocations if _keep(item, wanted)), key=lambda i: i.first_time)
     report = Report(
         source=source,
-        functions=summarise(kept),
+        functions=summarise(kept, None, spillover_note, throttles_known=throttles_known),
         # A run directory does not know which traces were Step Functions executions; the X-Ray path does.
         executions=[],
         environments=environments_from_ids(kept, environment_events),
         invocations=kept,
         problems=list(problems),
+        coverage=coverage,
+        throttles_known=throttles_known,
     )
     limited = local_limits_warning(kept)
     if limited is not None:

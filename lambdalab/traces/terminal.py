@@ -7,7 +7,7 @@ import logging
 from rich.console import Console
 from rich.table import Table
 
-from lambdalab.traces.report import Report, iso
+from lambdalab.traces.report import SOURCE_LABELS, Report, iso
 
 LOG = logging.getLogger(__name__)
 
@@ -24,10 +24,12 @@ def render(report: Report, console: Console | None = None) -> None:
     console = console or Console()
     source = report.source.to_json()
     window = source["window"]
-    where = f"{report.source.kind}: {report.source.detail}"
+    where = f"{SOURCE_LABELS.get(report.source.kind, report.source.kind)}: {report.source.detail}"
     if window:
         where += f"  [{window['start']} → {window['end']}]"
     console.print(f"[bold]Cold-start report[/bold]  {where}")
+    if report.coverage is not None:
+        console.print(f"coverage: {report.coverage.label} — {report.coverage.detail}")
     for warning in report.warnings:
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
 
@@ -61,7 +63,7 @@ def render(report: Report, console: Console | None = None) -> None:
             ms(f.end_to_end_cold.p50),
             ms(f.end_to_end_warm.p50),
             ms(f.gap_p50_s),
-            str(f.throttles),
+            "n/a" if f.throttles is None else str(f.throttles),
             "n/a" if f.spillover is None else str(f.spillover),
         )
     if report.functions:
