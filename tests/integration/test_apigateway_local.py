@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 import urllib.error
@@ -297,6 +298,46 @@ def test_load_test_script_runs_artillery_against_products(lab: RunningCloud, tmp
     products = [e for e in access_log(lab).values() if (e["resourcePath"] or "").startswith("/products")]
     assert len(products) == counters["http.requests"]
     assert elapsed < 45
+    # AND the README's latency summary, a Logs Insights query on the stage's access log group, gives per endpoint
+    # the numbers the run records give (pct is nearest-rank locally: docs/LOGS.md)
+    group = lab.outputs("lambda-concurrency-lab")["ApiAccessLogGroupName"]
+    summary = insights(
+        lab,
+        group,
+        "filter resourcePath like '/products' | stats count(*) as n, pct(responseLatency, 50) as p50, "
+        "pct(responseLatency, 90) as p90, pct(responseLatency, 99) as p99 by resourcePath",
+        done=lambda rows: sum(int(row["n"]) for row in rows) >= len(products),
+    )
+    expected = {}
+    for path in {e["resourcePath"] for e in products}:
+        latencies = sorted(float(e["responseLatency"]) for e in products if e["resourcePath"] == path)
+        expected[path] = {"n": len(latencies), **{f"p{q}": nearest_rank(latencies, q) for q in (50, 90, 99)}}
+    found = {row.pop("resourcePath"): {k: float(v) for k, v in row.items()} for row in summary}
+    assert found == expected
+
+
+def insights(cloud: RunningCloud, group: str, query: str, done: Any = bool) -> list[dict[str, str]]:
+    """Run a Logs Insights query as the CLI does (start-query, then get-query-results until it completes), again
+    until `done(rows)` or 10 s: access-log lines are batched into the store off the request path."""
+    logs = cloud.client("logs")
+    deadline = time.monotonic() + 10
+    while True:
+        query_id = logs.start_query(logGroupName=group, startTime=0, endTime=int(time.time()) + 60, queryString=query)[
+            "queryId"
+        ]
+        result = logs.get_query_results(queryId=query_id)
+        while result["status"] in ("Scheduled", "Running"):
+            time.sleep(0.05)
+            result = logs.get_query_results(queryId=query_id)
+        assert result["status"] == "Complete", result
+        rows = [{f["field"]: f["value"] for f in row} for row in result["results"]]
+        if time.monotonic() > deadline or done(rows):
+            return rows
+        time.sleep(0.2)
+
+
+def nearest_rank(ordered: list[float], q: int) -> float:
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 def test_node_tools_are_pinned() -> None:
