@@ -923,6 +923,14 @@ class Environment:
             self._loop.remove_reader(fd)
             os.close(fd)
 
+    def queued_for_cpu(self) -> bool:
+        """The INIT is queued for a CPU token of this machine right now (a local wait, not Lambda's)."""
+        return self._clock.gate_since is not None
+
+    def init_elapsed_s(self, now: float) -> float:
+        """Wall seconds since this environment's INIT began (or since its spawn request, before the INIT mark)."""
+        return now - (self.init_started_at if self.init_started_at is not None else self.spawned_at)
+
     def _drain_output(self) -> None:
         """Everything the process has written so far, from both pipes, into its log stream."""
         self._drain_log()

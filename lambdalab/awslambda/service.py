@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import logging
@@ -63,6 +64,7 @@ from lambdalab.awslambda.policy import (
     PolicyError,
     StartKind,
     Throttled,
+    ThrottleReason,
 )
 from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_layer, function_artifact
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
@@ -131,6 +133,10 @@ class NullTelemetry:
         pass
 
 
+ADMISSION_WAIT_LIMIT_S = 60.0  # the longest a call waits at admission for this machine (then Lambda's answer stands)
+ADMISSION_POLL_S = 0.05
+
+
 @dataclass
 class _Attempt:
     """One invocation attempt in progress: what the record needs, filled in as it goes."""
@@ -144,6 +150,7 @@ class _Attempt:
     trace_header: str | None
     attempt: int = 1
     init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
+    admission_wait_s: float = 0.0  # waited at admission while INITs queued for this machine's CPU (local)
 
 
 class LambdaService:
@@ -159,6 +166,9 @@ class LambdaService:
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
         self._in_flight: dict[tuple[str, str], int] = {}
+        self._admission_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._recent_inits: dict[str, collections.deque[float]] = {}
+        self._usual_init_s: dict[str, float] = {}
         self.envs: dict[str, Environment] = {}
         self._env_specs: dict[str, tuple[LambdaFunction, FunctionVersion]] = {}
         self._ready: dict[str, asyncio.Future[bool]] = {}
@@ -544,6 +554,8 @@ class LambdaService:
         function, version = attempt.function, attempt.version
         plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
         decision = self.policy.admit(function.name, version.version, attempt.qualifier)
+        if isinstance(decision, Throttled) and self._held_by_this_machine(decision, function.name):
+            decision = await self._admit_after_local_backlog(attempt, decision)
         if isinstance(decision, Throttled):
             return self._report(attempt, plan, "throttled", None, None, throttle_reason=decision.reason.value), None
         resource = (function.name, attempt.qualifier)
@@ -554,6 +566,66 @@ class LambdaService:
         finally:
             self._in_flight[resource] -= 1
             self._concurrency_changed()
+            self._wake_admission_waiter()
+
+    def _held_by_this_machine(self, decision: Throttled, function_name: str) -> bool:
+        """Is a concurrency throttle this machine's doing? Yes while an environment it counts (the function's for a
+        reserved-concurrency throttle, any for the account's) is queued for a CPU token of this machine although, on
+        AWS, where each environment has a CPU of its own, its INIT would be over by now (it began longer ago than
+        the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter of CPU."""
+        if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
+            return False
+        now = time.time()
+        for env in self.host.environments.values():
+            if decision.reason is ThrottleReason.RESERVED and env.spec.function_name != function_name:
+                continue
+            if not env.queued_for_cpu():
+                continue
+            usual = self._usual_init_s.get(env.spec.function_name)
+            if usual is not None and env.init_elapsed_s(now) > usual:
+                return True
+        return False
+
+    def _note_init(self, function_name: str, init_s: float) -> None:
+        """The INIT durations (local waits excluded) a function has reported lately: their median is what its INIT
+        takes on its own here, the yardstick of `_held_by_this_machine`."""
+        recent = self._recent_inits.setdefault(function_name, collections.deque(maxlen=21))
+        recent.append(init_s)
+        self._usual_init_s[function_name] = sorted(recent)[len(recent) // 2]
+
+    async def _admit_after_local_backlog(
+        self, attempt: _Attempt, decision: Admitted | Throttled
+    ) -> Admitted | Throttled:
+        """Wait — do not throttle — while the concurrency is held up by INITs queued for this machine's CPU; decide
+        again each time a call ends, and for good once none is held up (then a throttle is Lambda's). The wait is
+        local, in the record's `local_wait_s`; bounded by ADMISSION_WAIT_LIMIT_S (then the throttle stands and the
+        record shows the wait)."""
+        assert self._loop is not None
+        began = time.monotonic()
+        deadline = began + ADMISSION_WAIT_LIMIT_S
+        while isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._admission_waiters.append(waiter)
+            try:  # woken by the next call that ends; the poll notices the CPU queue emptying without one
+                await asyncio.wait_for(asyncio.shield(waiter), min(left, ADMISSION_POLL_S))
+            except TimeoutError:
+                pass
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._admission_waiters.remove(waiter)
+            decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
+        attempt.admission_wait_s += time.monotonic() - began
+        return decision
+
+    def _wake_admission_waiter(self) -> None:
+        while self._admission_waiters:
+            waiter = self._admission_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _run_admitted(
         self,
@@ -717,6 +789,8 @@ class LambdaService:
     ) -> InvocationRecord:
         """Build the attempt's record and hand it, with its trace plan, to the telemetry."""
         spec = attempt.version.spec
+        if init_duration is not None:
+            self._note_init(attempt.function.name, init_duration)
         duration = result.duration_s if result is not None else None
         billed = None
         if duration is not None:
@@ -751,7 +825,7 @@ class LambdaService:
             tracing_active=spec.tracing == "Active",
             responded_at=time.time(),
             init_local_wait_s=init_wait,
-            local_wait_s=init_wait + (result.local_wait_s if result is not None else 0.0),
+            local_wait_s=attempt.admission_wait_s + init_wait + (result.local_wait_s if result is not None else 0.0),
         )
         self.telemetry.invocation(record, plan)
         return record
