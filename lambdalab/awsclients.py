@@ -5,18 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import botocore.loaders
 
 from lambdalab import constants
+
+# botocore's data loader (service models, endpoints, retry rules: JSON read from disk once, then cached), shared by
+# every session made here. Each new session would otherwise parse those files again: ~0.08 s of CPU per client
+# instead of ~0.02. The loader only reads files and caches what it parsed; sessions never change what it returns.
+_LOADER = botocore.loaders.create_loader()
 
 
 def local_session(region: str = constants.DEFAULT_REGION) -> Any:
     """A boto3 session holding only the documented fake credentials (never the host's profile or keys)."""
-    return boto3.session.Session(
+    session = boto3.session.Session(
         region_name=region,
         aws_access_key_id=constants.FAKE_ACCESS_KEY_ID,
         aws_secret_access_key=constants.FAKE_SECRET_ACCESS_KEY,
         aws_session_token=constants.FAKE_SESSION_TOKEN,
     )
+    session._session.register_component("data_loader", _LOADER)
+    return session
 
 
 def local_client(service: str, endpoint_url: str, region: str = constants.DEFAULT_REGION) -> Any:

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -65,7 +66,26 @@ def _default_port() -> int:
         raise UserError(f"{constants.ENV_PORT}: {exc}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+_COMMANDS = ("up", "deploy", "env", "traces", "demo", "simulate", "tune")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` names before any other positional argument, or None if it names none for sure."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--log-level":
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return argv[i] if argv[i] in _COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser. With `only`, the command about to run, the arguments of the others that live in their
+    own modules (traces, demo, simulate, tune) are left out: importing those costs about half a second of CPU on every
+    `lambdalab up`, and `lambdalab <command> --help` needs only that command's arguments."""
     parser = argparse.ArgumentParser(prog="lambdalab", description=__doc__)
     parser.add_argument("--version", action="version", version=f"lambdalab {__version__}")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -114,32 +134,36 @@ def build_parser() -> argparse.ArgumentParser:
     traces = sub.add_parser(
         "traces", help="cold-start report from X-Ray traces or CloudWatch Logs (AWS or local), or a run directory"
     )
-    from lambdalab.traces.cli import add_arguments
+    if only in (None, "traces"):
+        from lambdalab.traces.cli import add_arguments
 
-    add_arguments(traces)
+        add_arguments(traces)
 
     demo = sub.add_parser("demo", help="run the base and provisioned state machines side by side on the local cloud")
-    from lambdalab.demo import add_arguments as add_demo_arguments
+    if only in (None, "demo"):
+        from lambdalab.demo import add_arguments as add_demo_arguments
 
-    add_demo_arguments(demo)
+        add_demo_arguments(demo)
 
     simulate = sub.add_parser(
         "simulate", help="run the template's functions on a virtual clock with the local cloud's rules, at any scale"
     )
-    from lambdalab.simulate.cli import add_arguments as add_simulate_arguments
+    if only in (None, "simulate"):
+        from lambdalab.simulate.cli import add_arguments as add_simulate_arguments
 
-    add_simulate_arguments(simulate)
+        add_simulate_arguments(simulate)
 
-    from lambdalab.simulate.tune import add_arguments as add_tune_arguments
-    from lambdalab.simulate.tune import epilog as tune_epilog
+    tune_help = "sweep settings of the template over one load; the outcomes, the Pareto front and a recommendation"
+    if only in (None, "tune"):
+        from lambdalab.simulate.tune import add_arguments as add_tune_arguments
+        from lambdalab.simulate.tune import epilog as tune_epilog
 
-    tune = sub.add_parser(
-        "tune",
-        help="sweep settings of the template over one load; the outcomes, the Pareto front and a recommendation",
-        epilog=tune_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_tune_arguments(tune)
+        tune = sub.add_parser(
+            "tune", help=tune_help, epilog=tune_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        add_tune_arguments(tune)
+    else:
+        sub.add_parser("tune", help=tune_help)
     return parser
 
 
@@ -216,6 +240,12 @@ async def _serve(cloud: object) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # The cyclic garbage collector, tuned for a process whose state is built once: starting (moto's backends, the
+    # deploy, boto3's models) leaves ~600k objects, and with collection on, CPython's full passes over the growing
+    # heap cost ~3 s of CPU per start. So: none while starting, one pass after it, and what survives (imports and
+    # the cloud's state, alive until exit) is frozen out of every later pass, the exit's included.
+    gc.freeze()
+    gc.disable()
     try:
         await cloud.start()
     except OSError as exc:
@@ -226,6 +256,10 @@ async def _serve(cloud: object) -> int:
     except BaseException:
         await cloud.stop()
         raise
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
     port = int(cloud.url.rsplit(":", 1)[1])
     for warning in cloud.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -256,7 +290,8 @@ async def _serve(cloud: object) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -176,8 +176,7 @@ class LocalCloud:
         self.dynamodb = DynamoDbProcess(
             cloudwatch_url=self._url, region=config.region, account_id=config.account_id, time_scale=config.time_scale
         )
-        await self.dynamodb.start()
-        dynamodb.url = self.dynamodb.url
+        await self.dynamodb.spawn()  # it imports moto on the other core while this process sets up the rest
 
         self.telemetry = Telemetry(
             config.run_root,
@@ -209,6 +208,8 @@ class LocalCloud:
         # Environments write their log streams into the local CloudWatch Logs.
         self.host = EnvironmentHost(run_dir=self.run_dir, logs=self.logs.functions)
         await self.host.start()
+        await self.dynamodb.wait_ready()
+        dynamodb.url = self.dynamodb.url
         limits = Limits(account_concurrency=config.account_concurrency, keep_alive_s=config.keep_alive_s)
         self.service = LambdaService(
             self.host,

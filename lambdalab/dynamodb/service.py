@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -112,6 +113,11 @@ class DynamoDbProcess:
         self.url = ""
 
     async def start(self) -> None:
+        await self.spawn()
+        await self.wait_ready()
+
+    async def spawn(self) -> None:
+        """Start the process; `wait_ready()` later, so the caller's own setup overlaps the process's imports."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # never the host's AWS settings
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -125,7 +131,10 @@ class DynamoDbProcess:
             env=env,
             start_new_session=True,
         )
-        assert self._proc.stdout is not None
+
+    async def wait_ready(self) -> None:
+        """Until the process says `ready <url>` (then `url` is set); it is stopped if it does not."""
+        assert self._proc is not None and self._proc.stdout is not None
         try:
             line = await asyncio.wait_for(self._proc.stdout.readline(), timeout=_START_TIMEOUT_S)
         except TimeoutError:
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1  # the parent died before the death signal was armed
     cloudwatch = local_client("cloudwatch", args.cloudwatch_url, args.region) if args.cloudwatch_url else None
     service = DynamoDbService(args.region, args.account_id, args.time_scale, cloudwatch)
+    gc.freeze()  # imports and moto's backends live until exit: keep the collector's full passes off them
     try:
         import uvloop
 

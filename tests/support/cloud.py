@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
 import psutil
 from botocore.config import Config
 
@@ -26,6 +27,7 @@ from lambdalab import constants
 
 BIN = Path(sys.executable).parent
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LOADER = botocore.loaders.create_loader()
 _LIBC = ctypes.CDLL(None)  # loaded here: the child between fork and exec only calls into it
 
 
@@ -54,7 +56,9 @@ class RunningCloud:
         return env
 
     def client(self, service: str, retries: int = 1, read_timeout: int = 60) -> Any:
-        return boto3.session.Session().client(
+        session = boto3.session.Session()
+        session._session.register_component("data_loader", _LOADER)  # parse botocore's JSON once, not per client
+        return session.client(
             service,
             endpoint_url=self.url,
             region_name=constants.DEFAULT_REGION,
