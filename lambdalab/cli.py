@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import os
 import signal
@@ -233,21 +232,16 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 async def _serve(cloud: object) -> int:
-    from lambdalab.server import LocalCloud
+    from lambdalab.server import LocalCloud, collector_paused_while_starting
 
     assert isinstance(cloud, LocalCloud)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # The cyclic garbage collector, tuned for a process whose state is built once: starting (moto's backends, the
-    # deploy, boto3's models) leaves ~600k objects, and with collection on, CPython's full passes over the growing
-    # heap cost ~3 s of CPU per start. So: none while starting, one pass after it, and what survives (imports and
-    # the cloud's state, alive until exit) is frozen out of every later pass, the exit's included.
-    gc.freeze()
-    gc.disable()
     try:
-        await cloud.start()
+        with collector_paused_while_starting():
+            await cloud.start()
     except OSError as exc:
         await cloud.stop()
         if exc.errno == errno.EADDRINUSE:
@@ -256,10 +250,6 @@ async def _serve(cloud: object) -> int:
     except BaseException:
         await cloud.stop()
         raise
-    finally:
-        gc.collect()
-        gc.freeze()
-        gc.enable()
     port = int(cloud.url.rsplit(":", 1)[1])
     for warning in cloud.warnings:
         print(f"warning: {warning}", file=sys.stderr)

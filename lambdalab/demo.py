@@ -194,7 +194,7 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
     """Start the local cloud on this loop, run both machines, summarise, write the report, stop everything."""
     from rich.console import Console
 
-    from lambdalab.server import CloudConfig, LocalCloud
+    from lambdalab.server import CloudConfig, LocalCloud, collector_paused_while_starting
 
     console = out or Console(stderr=True)
     _cancel_on_signals()
@@ -213,7 +213,8 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
     if quiet:
         deploy_log.setLevel(logging.ERROR)  # the deploy's warnings are printed below as dim notes instead
     try:
-        await cloud.start()
+        with collector_paused_while_starting():
+            await cloud.start()
         if quiet:
             for warning in cloud.warnings:
                 console.print(f"note: {warning}", style="dim", soft_wrap=True, highlight=False, markup=False)
