@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import botocore.config
 import botocore.loaders
 
 from lambdalab import constants
@@ -27,6 +28,12 @@ def local_session(region: str = constants.DEFAULT_REGION) -> Any:
     return session
 
 
+# No gzip of request bodies (botocore compresses PutMetricData over 10 KB): pure CPU on loopback, and the gateway's
+# aiohttp inflates a gzip body but forwards its Content-Encoding, so moto failed to inflate it again (a 500, retried
+# for seconds: the DynamoDB process's large final PutMetricData held up every stop of a cloud with many tables).
+_CONFIG = botocore.config.Config(disable_request_compression=True)
+
+
 def local_client(service: str, endpoint_url: str, region: str = constants.DEFAULT_REGION) -> Any:
     """A client for one service of the local cloud (its own session: boto3 sessions are not shared across threads)."""
-    return local_session(region).client(service, endpoint_url=endpoint_url)
+    return local_session(region).client(service, endpoint_url=endpoint_url, config=_CONFIG)
