@@ -62,6 +62,7 @@ from lambdalab.awslambda.policy import (
     EnvState,
     Limits,
     PolicyError,
+    Pool,
     StartKind,
     Throttled,
     ThrottleReason,
@@ -443,6 +444,8 @@ class LambdaService:
         result = await env.wait_ready()
         if result.ok:
             self.policy.init_finished(env_id)
+            if result.init_duration_s is not None:
+                self._note_init(self.policy.environment(env_id).function, result.init_duration_s)
             self._environment_event(env_id, "ready", f"init {(result.init_duration_s or 0) * 1000:.1f} ms")
         else:
             self.policy.init_failed(env_id, f"{result.error_type}: {result.error_message}")
@@ -553,6 +556,8 @@ class LambdaService:
         """One attempt: admit, start or reuse an environment, invoke, release. Always returns a record."""
         function, version = attempt.function, attempt.version
         plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
+        if self.host.gate.waiting:
+            await self._wait_while_lagging(attempt)
         decision = self.policy.admit(function.name, version.version, attempt.qualifier)
         if isinstance(decision, Throttled) and self._held_by_this_machine(decision, function.name):
             decision = await self._admit_after_local_backlog(attempt, decision)
@@ -600,25 +605,67 @@ class LambdaService:
         again each time a call ends, and for good once none is held up (then a throttle is Lambda's). The wait is
         local, in the record's `local_wait_s`; bounded by ADMISSION_WAIT_LIMIT_S (then the throttle stands and the
         record shows the wait)."""
-        assert self._loop is not None
         began = time.monotonic()
         deadline = began + ADMISSION_WAIT_LIMIT_S
         while isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if not await self._admission_pause(deadline):
                 break
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._admission_waiters.append(waiter)
-            try:  # woken by the next call that ends; the poll notices the CPU queue emptying without one
-                await asyncio.wait_for(asyncio.shield(waiter), min(left, ADMISSION_POLL_S))
-            except TimeoutError:
-                pass
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._admission_waiters.remove(waiter)
             decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
         attempt.admission_wait_s += time.monotonic() - began
         return decision
+
+    def _lagging(self, function_name: str, version: str, qualifier: str) -> bool:
+        """Would AWS have an environment of this function version free for a new call, where this machine has none?
+        Yes when none is idle but one is queued for this machine's CPU past the function's usual INIT: on AWS, with
+        a CPU of its own, it would have finished INIT and its first call. A call then waits for an environment to
+        come free rather than start one more INIT that this machine cannot run either — a cold-start storm that
+        feeds itself (each wait makes the next call cold too, and every INIT waits longer). It is warm when it gets
+        one, as it would have been on AWS."""
+        usual = self._usual_init_s.get(function_name)
+        if usual is None or not self.host.gate.waiting:
+            return False
+        for record in self.policy.environments(function_name):
+            usable = record.pool is Pool.ON_DEMAND or record.qualifier == qualifier
+            if record.state is EnvState.IDLE and record.version == version and usable:
+                return False  # the policy will hand it over: warm or provisioned
+        now = time.time()
+        for env in self.host.environments.values():
+            spec = env.spec
+            if (
+                spec.function_name == function_name
+                and spec.version == version
+                and spec.init_type == "on-demand"
+                and env.queued_for_cpu()
+                and env.init_elapsed_s(now) > usual
+            ):
+                return True
+        return False
+
+    async def _wait_while_lagging(self, attempt: _Attempt) -> None:
+        began = time.monotonic()
+        deadline = began + ADMISSION_WAIT_LIMIT_S
+        while self._lagging(attempt.function.name, attempt.version.version, attempt.qualifier):
+            if not await self._admission_pause(deadline):
+                break
+        attempt.admission_wait_s += time.monotonic() - began
+
+    async def _admission_pause(self, deadline: float) -> bool:
+        """Wait for the next call to end (or a short poll, which notices the CPU queue emptying without one); False
+        when the deadline has passed."""
+        assert self._loop is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._admission_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), min(left, ADMISSION_POLL_S))
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._admission_waiters.remove(waiter)
+        return True
 
     def _wake_admission_waiter(self) -> None:
         while self._admission_waiters:
@@ -694,6 +741,8 @@ class LambdaService:
                 return record, None
             self.policy.init_finished(env_id)
             if ready.ok:
+                if init_duration is not None:  # known at once, before the call: the yardstick of `_lagging`
+                    self._note_init(function.name, init_duration)
                 self._environment_event(env_id, "ready", f"init {(init_duration or 0) * 1000:.1f} ms")
             else:  # INIT passed the on-demand cap: Lambda retries it inside the invoke, under the function timeout
                 self._environment_event(env_id, "init_retry", ready.error_type)
@@ -789,8 +838,6 @@ class LambdaService:
     ) -> InvocationRecord:
         """Build the attempt's record and hand it, with its trace plan, to the telemetry."""
         spec = attempt.version.spec
-        if init_duration is not None:
-            self._note_init(attempt.function.name, init_duration)
         duration = result.duration_s if result is not None else None
         billed = None
         if duration is not None:

@@ -14,6 +14,8 @@ from lambdalab.awslambda.service import LambdaService, ServiceConfig, _Attempt
 @dataclass
 class Spec:
     function_name: str
+    version: str = "$LATEST"
+    init_type: str = "on-demand"
 
 
 @dataclass
@@ -136,3 +138,57 @@ async def test_once_nothing_is_held_up_the_throttle_stands() -> None:
     assert not task.done()
     env.queued = False  # its INIT got its CPU token: nothing is held up any more
     assert await asyncio.wait_for(task, 1.0) is RESERVED  # the next poll decides: Lambda's throttle
+
+
+def test_a_call_waits_for_an_environment_aws_would_have_free_instead_of_one_more_init() -> None:
+    # GIVEN an on-demand INIT of f queued for the CPU for longer than f's INITs take here
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    # THEN a new call of f waits for it (on AWS it would be free by now) ...
+    assert lam._lagging("f", "$LATEST", "$LATEST")
+    # ... but not a call of another version, nor one that a provisioned INIT is for, nor once nothing queues
+    assert not lam._lagging("f", "2", "2")
+    host.environments["e1"].spec.init_type = "provisioned-concurrency"
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+    host.environments["e1"].spec.init_type = "on-demand"
+    host.gate.release("holder")  # the queued INIT gets the token
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+
+
+def test_an_idle_environment_is_taken_at_once() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    lam.policy.add_function("f")
+    admitted = lam.policy.admit("f", "$LATEST", "$LATEST")
+    assert isinstance(admitted, Admitted)
+    lam.policy.init_finished(admitted.env_id)
+    lam.policy.release(admitted.env_id)  # one environment of f is idle: the policy hands it over
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+
+
+async def test_a_lagging_wait_ends_when_a_call_ends_and_counts_as_local() -> None:
+    env = Env(Spec("f"), queued=True, elapsed_s=1.0)
+    host = Host(environments={"e1": env})
+    host.queue_an_init()
+    lam = service(host)
+    lam._loop = asyncio.get_running_loop()
+    lam._note_init("f", 0.3)
+
+    class Function:
+        name = "f"
+
+    class Version:
+        version = "$LATEST"
+
+    job = _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+    task = asyncio.create_task(lam._wait_while_lagging(job))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    env.queued = False  # it got its CPU: the call goes on (to a warm environment or a new one)
+    lam._wake_admission_waiter()
+    await asyncio.wait_for(task, 1.0)
+    assert job.admission_wait_s > 0
