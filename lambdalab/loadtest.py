@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.errors import UserError
 
 ARTILLERY_ENV = "LAMBDALAB_ARTILLERY"  # the artillery binary, when not node_modules/.bin/artillery or on PATH
@@ -210,13 +211,13 @@ def summarize(run_dir: Path, run: ArtilleryRun, *, grace_s: float = 30.0) -> lis
         if summary is None:
             continue
         resource = f"{record['function_name']}:{record['qualifier']}"
-        if record["outcome"] == "throttled":
+        if record["outcome"] == Outcome.THROTTLED:
             summary.throttles[str(record["throttle_reason"])] += 1
         if record.get("spillover"):
             summary.spillovers[resource] += 1
         if record.get("start_kind") == "cold":
             summary.cold_starts += 1
-        if record["outcome"] == "local_error":
+        if record["outcome"] == Outcome.LOCAL_ERROR:
             summary.local_errors += 1
         if (record.get("local_wait_s") or 0.0) > 0.001:
             summary.local_waits += 1

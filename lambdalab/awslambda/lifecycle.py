@@ -40,12 +40,12 @@ calls, nothing else allocated (bench/bench_simulate.py measures it).
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from lambdalab.awslambda.asyncq import AsyncEvent, AsyncQueue, Disposition
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.awslambda.policy import Admitted, ConcurrencyPolicy, PolicyStateError, StartKind, Throttled
 from lambdalab.clock import Clock
 
@@ -59,17 +59,6 @@ PROVISIONED_INIT_FLOOR_S = 130.0
 def provisioned_init_limit(timeout_s: float) -> float:
     """How long a provisioned-concurrency INIT may run before it fails."""
     return max(PROVISIONED_INIT_FLOOR_S, float(timeout_s))
-
-
-class Outcome(enum.Enum):
-    """How an attempt ended, as the caller is answered."""
-
-    SUCCESS = "success"
-    FUNCTION_ERROR = "function_error"
-    TIMEOUT = "timeout"
-    CRASH = "crash"
-    INIT_ERROR = "init_error"
-    THROTTLED = "throttled"
 
 
 class Attempt:

@@ -56,6 +56,7 @@ from lambdalab.awslambda.models import (
     LayerVersion,
     split_function_name,
 )
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.awslambda.policy import (
     Admitted,
     ConcurrencyPolicy,
@@ -106,6 +107,18 @@ class InvokeOutcome:
     log_result: str | None = None  # base64 of the log tail when LogType=Tail
 
 
+@dataclass(frozen=True)
+class InvocationResult:
+    """One attempt, typed: how it ended, its record, the environment's answer (None when it never ran) and, when
+    throttled, the policy's decision unchanged (its reason and Retry-After reach the 429 as they were decided)."""
+
+    outcome: Outcome
+    record: InvocationRecord
+    result: InvokeResult | None = None
+    throttle: Throttled | None = None
+    init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
+
+
 class Telemetry(Protocol):
     """Where the service reports (lambdalab.observe.pipeline.Telemetry). Hooks must be cheap and never raise."""
 
@@ -150,7 +163,6 @@ class _Attempt:
     received_at: float
     trace_header: str | None
     attempt: int = 1
-    init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
     admission_wait_s: float = 0.0  # waited at admission while INITs queued for this machine's CPU (local)
 
 
@@ -527,32 +539,28 @@ class LambdaService:
             )
             return InvokeOutcome(202, b"", request_id)
         attempt = _Attempt(request_id, function, as_invoked, version, invocation_type, received_at, trace_header)
-        record, result = await self._run(attempt, payload, client_context)
-        return self._sync_outcome(record, result, log_type, attempt.init_logs)
+        return self._sync_outcome(await self._run(attempt, payload, client_context), log_type)
 
-    def _sync_outcome(
-        self, record: InvocationRecord, result: InvokeResult | None, log_type: str, init_logs: str = ""
-    ) -> InvokeOutcome:
+    def _sync_outcome(self, run: InvocationResult, log_type: str) -> InvokeOutcome:
+        record, result = run.record, run.result
         refusal: LambdaApiError | None = None
-        if record.outcome == "throttled":
-            refusal = TooManyRequestsException(record.throttle_reason or "ConcurrentInvocationLimitExceeded", 1.0)
-        elif record.outcome == "local_error":
+        if run.throttle is not None:
+            refusal = TooManyRequestsException(run.throttle.reason.value, run.throttle.retry_after_s)
+        elif run.outcome is Outcome.LOCAL_ERROR:
             refusal = LocalCapacityException(record.error_message or "lambdalab: this machine could not run the call")
         if refusal is not None:
             refusal.request_id = record.request_id
             refusal.headers["x-amzn-RequestId"] = record.request_id
             raise refusal
         body = result.body if result is not None else _error_body(record.error_type, record.error_message)
-        function_error = None if record.outcome == "success" else "Unhandled"
+        function_error = None if run.outcome is Outcome.SUCCESS else "Unhandled"
         log_result = None
         if log_type == "Tail":  # the last 4 KB of what the call wrote to its log stream
-            logs = result.logs if result is not None else init_logs
+            logs = result.logs if result is not None else run.init_logs
             log_result = base64.b64encode(logs.encode()[-LOG_TAIL_BYTES:]).decode()
         return InvokeOutcome(200, body, record.request_id, record.version, function_error, log_result)
 
-    async def _run(
-        self, attempt: _Attempt, payload: bytes, client_context: str | None = None
-    ) -> tuple[InvocationRecord, InvokeResult | None]:
+    async def _run(self, attempt: _Attempt, payload: bytes, client_context: str | None = None) -> InvocationResult:
         """One attempt: admit, start or reuse an environment, invoke, release. Always returns a record."""
         function, version = attempt.function, attempt.version
         plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
@@ -562,7 +570,8 @@ class LambdaService:
         if isinstance(decision, Throttled) and self._held_by_this_machine(decision, function.name):
             decision = await self._admit_after_local_backlog(attempt, decision)
         if isinstance(decision, Throttled):
-            return self._report(attempt, plan, "throttled", None, None, throttle_reason=decision.reason.value), None
+            record = self._report(attempt, plan, Outcome.THROTTLED, None, None, throttle_reason=decision.reason.value)
+            return InvocationResult(Outcome.THROTTLED, record, throttle=decision)
         resource = (function.name, attempt.qualifier)
         self._in_flight[resource] = self._in_flight.get(resource, 0) + 1
         self._concurrency_changed()
@@ -681,7 +690,7 @@ class LambdaService:
         decision: Admitted,
         payload: bytes,
         client_context: str | None,
-    ) -> tuple[InvocationRecord, InvokeResult | None]:
+    ) -> InvocationResult:
         function, version = attempt.function, attempt.version
         env_id = decision.env_id
         init_start: float | None = None
@@ -696,9 +705,15 @@ class LambdaService:
                 self.policy.discard(env_id)
                 message = f"lambdalab (this machine, not Lambda): could not start an execution environment: {exc}"
                 record = self._report(
-                    attempt, plan, "local_error", decision, env_id, error_type=LOCAL_ERROR_TYPE, error_message=message
+                    attempt,
+                    plan,
+                    Outcome.LOCAL_ERROR,
+                    decision,
+                    env_id,
+                    error_type=LOCAL_ERROR_TYPE,
+                    error_message=message,
                 )
-                return record, None
+                return InvocationResult(Outcome.LOCAL_ERROR, record)
             self.envs[env_id] = env
             self._environment_event(env_id, "created")
             ready = await env.wait_ready()
@@ -711,7 +726,7 @@ class LambdaService:
                 record = self._report(
                     attempt,
                     plan,
-                    "local_error",
+                    Outcome.LOCAL_ERROR,
                     decision,
                     env_id,
                     init_start=init_start,
@@ -719,9 +734,8 @@ class LambdaService:
                     error_message=ready.error_message,
                     init_wait=init_wait,
                 )
-                return record, None
+                return InvocationResult(Outcome.LOCAL_ERROR, record)
             if not ready.ok and not ready.retry_in_invoke:
-                attempt.init_logs = ready.logs
                 self.policy.init_failed(env_id, f"{ready.error_type}: {ready.error_message}")
                 self._environment_event(env_id, "init_error", ready.error_type)
                 self._forget(env_id)
@@ -729,7 +743,7 @@ class LambdaService:
                 record = self._report(
                     attempt,
                     plan,
-                    "init_error",
+                    Outcome.INIT_ERROR,
                     decision,
                     env_id,
                     init_start=init_start,
@@ -738,7 +752,7 @@ class LambdaService:
                     error_message=ready.error_message,
                     init_wait=init_wait,
                 )
-                return record, None
+                return InvocationResult(Outcome.INIT_ERROR, record, init_logs=ready.logs)
             self.policy.init_finished(env_id)
             if ready.ok:
                 if init_duration is not None:  # known at once, before the call: the yardstick of `_lagging`
@@ -785,7 +799,7 @@ class LambdaService:
             error_message=error_message,
             init_wait=init_wait,
         )
-        return record, result
+        return InvocationResult(outcome, record, result)
 
     def _concurrency_changed(self) -> None:
         """Report the concurrency once per event-loop turn, however many changes the turn made (a burst of them
@@ -824,7 +838,7 @@ class LambdaService:
         self,
         attempt: _Attempt,
         plan: TracePlan,
-        outcome: str,
+        outcome: Outcome,
         decision: Admitted | None,
         env_id: str | None,
         *,
@@ -947,18 +961,17 @@ class LambdaService:
             attempt=event.attempts + 1,
         )
         try:
-            record, result = await self._run(attempt, event.payload)
+            run = await self._run(attempt, event.payload)
         except Exception as exc:  # a bug or an OS failure: retried like a 5xx, never lost
             LOG.exception("async attempt of %s failed in the service", event.event_id)
             await self._dispose(self.queue.on_system_error(event, str(exc)))
             return
-        if record.outcome == "local_error":  # retried like a 5xx, never lost, never counted as Lambda's
+        record, result = run.record, run.result
+        if run.outcome is Outcome.LOCAL_ERROR:  # retried like a 5xx, never lost, never counted as Lambda's
             disposition = self.queue.on_system_error(event, record.error_message or "local capacity")
-        elif record.outcome == "throttled":
-            disposition = self.queue.on_throttle(
-                event, record.throttle_reason or "", reserved_zero=function.reserved == 0
-            )
-        elif record.outcome == "success":
+        elif run.throttle is not None:
+            disposition = self.queue.on_throttle(event, run.throttle.reason.value, reserved_zero=function.reserved == 0)
+        elif run.outcome is Outcome.SUCCESS:
             disposition = self.queue.on_success(event, result.body if result else None, record.version)
         else:
             body = result.body if result is not None else _error_body(record.error_type, record.error_message)
@@ -1065,11 +1078,11 @@ def _policy_error(exc: PolicyError) -> LambdaApiError:
 
 
 _OUTCOMES = {
-    InvokeStatus.SUCCESS: "success",
-    InvokeStatus.FUNCTION_ERROR: "function_error",
-    InvokeStatus.TIMEOUT: "timeout",
-    InvokeStatus.CRASH: "crash",
-    InvokeStatus.LOCAL_ERROR: "local_error",
+    InvokeStatus.SUCCESS: Outcome.SUCCESS,
+    InvokeStatus.FUNCTION_ERROR: Outcome.FUNCTION_ERROR,
+    InvokeStatus.TIMEOUT: Outcome.TIMEOUT,
+    InvokeStatus.CRASH: Outcome.CRASH,
+    InvokeStatus.LOCAL_ERROR: Outcome.LOCAL_ERROR,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.observe.model import InvocationRecord
 
 NOTABLE_WAIT_S = 0.05  # below this a wait is noise, not worth a line
@@ -39,7 +40,7 @@ class LocalLimits:
     def record(self, record: InvocationRecord) -> None:
         init_wait = record.init_local_wait_s or 0.0
         wait = record.local_wait_s or 0.0
-        local_error = record.outcome == "local_error"
+        local_error = record.outcome == Outcome.LOCAL_ERROR
         if init_wait < 0.001 and wait < 0.001 and not local_error:
             return
         with self._lock:

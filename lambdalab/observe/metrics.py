@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lambdalab.awslambda.outcome import ERROR_OUTCOMES, Outcome
 from lambdalab.clock import Clock
 from lambdalab.observe.model import InvocationRecord
 
@@ -55,7 +56,6 @@ _MAX_QUIET_PERIODS = 1440  # after a longer silence only the last day of carried
 Dims = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Dims]  # (metric name, dimensions in order)
 
-_ERROR_OUTCOMES = frozenset({"function_error", "timeout", "crash", "init_error"})
 _UNQUALIFIED = frozenset({"", "$LATEST"})
 
 _UNITS = {
@@ -178,11 +178,11 @@ class MetricsAggregator:
         levels = _levels(rec.function_name, rec.qualifier)
         with self._lock:
             bucket = self._bucket(rec.received_at)
-            if rec.outcome == "throttled":
+            if rec.outcome == Outcome.THROTTLED:
                 for dims in levels:
                     _stat(bucket, "Throttles", dims).add(1)
                 return
-            error = 1.0 if rec.outcome in _ERROR_OUTCOMES else 0.0
+            error = 1.0 if rec.outcome in ERROR_OUTCOMES else 0.0
             for dims in levels:
                 _stat(bucket, "Invocations", dims).add(1)
                 _stat(bucket, "Errors", dims).add(error)

@@ -20,8 +20,9 @@ class InvocationRecord:
     qualifier: str  # "$LATEST", a version number or an alias name, as invoked
     version: str  # the version that ran ("$LATEST" or "1", ...)
     invocation_type: str  # "RequestResponse" | "Event" | "DryRun"
-    # "success" | "function_error" | "timeout" | "crash" | "init_error" | "throttled" | "local_error" (this machine
-    # could not run the attempt; never a Lambda outcome)
+    # an Outcome's value: "success" | "function_error" | "timeout" | "crash" | "init_error" | "throttled" |
+    # "local_error" (this machine could not run the attempt; never a Lambda outcome). Outcome is a StrEnum, so a
+    # record read back from JSON compares equal to the member.
     outcome: str
     start_kind: str | None  # "cold" | "warm" | "provisioned"; None when throttled
     spillover: bool  # on-demand call to an alias/version whose provisioned concurrency was all busy

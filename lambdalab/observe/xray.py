@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lambdalab.awslambda.outcome import ERROR_OUTCOMES, Outcome
 from lambdalab.clock import Clock
 from lambdalab.observe.model import InvocationRecord
 from lambdalab.observe.tracing import (
@@ -59,7 +60,6 @@ MAX_SEGMENTS_PER_CALL = 50  # PutTraceSegments
 MAX_BATCH_BYTES = 64 * 1024
 _MAX_DATAGRAM = 65536
 _MAX_QUEUED_DOCUMENTS = 100_000
-_ERROR_OUTCOMES = frozenset({"function_error", "timeout", "crash", "init_error"})
 
 
 # --- trace plan ---------------------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
         "origin": "AWS::Lambda",
         "resource_arn": invoked_arn,
         "aws": {"request_id": rec.request_id, "region": region, "account_id": account_id},
-        "http": {"response": {"status": 429 if rec.outcome == "throttled" else 200}},
+        "http": {"response": {"status": 429 if rec.outcome == Outcome.THROTTLED else 200}},
     }
     if plan.caller_parent_id:
         service["parent_id"] = plan.caller_parent_id
@@ -185,7 +185,7 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
             _subsegment("Dwell Time", service["start_time"], rec.received_at),
             _subsegment(f"Attempt #{rec.attempt}", rec.received_at, service["end_time"]),
         ]
-    if rec.outcome == "throttled":
+    if rec.outcome == Outcome.THROTTLED:
         service["error"] = True
         service["throttle"] = True
         return [service]
@@ -211,19 +211,19 @@ def lambda_segments(rec: InvocationRecord, plan: TracePlan, *, region: str, acco
     subsegments: list[dict[str, Any]] = function["subsegments"]
     if cold and rec.init_start is not None and rec.init_duration_s is not None:
         init = _subsegment("Initialization", rec.init_start, rec.init_start + rec.init_duration_s)
-        if rec.outcome == "init_error":
+        if rec.outcome == Outcome.INIT_ERROR:
             init["fault"] = True
             init["cause"] = _cause(rec)
         subsegments.append(init)
     if rec.invoke_start is not None:
         invoke_end = rec.invoke_end if rec.invoke_end is not None else end
         invocation = _subsegment("Invocation", rec.invoke_start, invoke_end, plan.invocation_subsegment_id)
-        if rec.outcome in _ERROR_OUTCOMES and rec.outcome != "init_error":
+        if rec.outcome in ERROR_OUTCOMES and rec.outcome != Outcome.INIT_ERROR:
             invocation["fault"] = True
             invocation["cause"] = _cause(rec)
         subsegments.append(invocation)
         subsegments.append(_subsegment("Overhead", invoke_end, end))
-    if rec.outcome in _ERROR_OUTCOMES:
+    if rec.outcome in ERROR_OUTCOMES:
         function["fault"] = True
         function["cause"] = _cause(rec)
     return [service, function]

@@ -45,11 +45,11 @@ from lambdalab.awslambda.lifecycle import (
     Dispose,
     Kill,
     Lifecycle,
-    Outcome,
     Reject,
     Run,
     Spawn,
 )
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.awslambda.policy import ConcurrencyPolicy, Limits, PolicyError, StartKind, ThrottleReason
 from lambdalab.dynamodb.meter import CapacityMeter, Kind, Use
 from lambdalab.errors import UserError

@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lambdalab.awslambda.lifecycle import Outcome
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.awslambda.policy import StartKind as PolicyStartKind
 from lambdalab.simulate.costs import CostEstimate, PriceTable, estimate
 from lambdalab.simulate.engine import SimAttempt, Simulation

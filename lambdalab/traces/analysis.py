@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.constants import ON_DEMAND_INIT_CAP_SECONDS
 from lambdalab.traces.model import (
     ORIGIN_LAMBDA,
@@ -356,7 +357,7 @@ def invocation_from_record(record: Mapping[str, Any]) -> Invocation:
     function = record["function_name"]
     if not isinstance(function, str):
         raise ValueError("function_name is not a string")
-    throttled = record.get("outcome") == "throttled"
+    throttled = record.get("outcome") == Outcome.THROTTLED
     kind_raw = record.get("start_kind")
     kind = None if throttled else _KINDS.get(kind_raw or "")
     if not throttled and kind is None:
@@ -385,7 +386,7 @@ def invocation_from_record(record: Mapping[str, Any]) -> Invocation:
         environment_id=record.get("environment_id"),
         local_wait_s=_float_or_none(record.get("local_wait_s")),
         init_local_wait_s=_float_or_none(record.get("init_local_wait_s")),
-        local_error=record.get("outcome") == "local_error",
+        local_error=record.get("outcome") == Outcome.LOCAL_ERROR,
     )
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lambdalab.awslambda.lifecycle import Outcome
+from lambdalab.awslambda.outcome import Outcome
 from lambdalab.awslambda.policy import ThrottleReason
 from lambdalab.simulate.asl import StateMachineLoad
 from lambdalab.simulate.loads import ArtilleryLoad, InvokeLoad, SqsLoad, load_artillery
