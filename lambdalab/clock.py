@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -44,3 +45,35 @@ class EpochClock:
 
     def now(self) -> float:
         return time.time()
+
+
+class VirtualEpoch:
+    """Epoch seconds that move with a virtual clock: `start` plus that clock's time (tests and simulations)."""
+
+    def __init__(self, clock: Clock, start: float = 1_800_000_000.0) -> None:
+        self._clock = clock
+        self._start = start
+
+    def now(self) -> float:
+        return self._start + self._clock.now()
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """The two clocks the composition root creates and passes down; nothing below it reads the time itself.
+
+    `monotonic` measures durations and sets deadlines and timers (a wall-clock step changes none of them); `epoch`
+    stamps what must line up with CloudWatch, X-Ray and the Lambda API (records, log lines, LastModified)."""
+
+    monotonic: Clock
+    epoch: Clock
+
+    @classmethod
+    def wall(cls) -> Clocks:
+        return cls(WallClock(), EpochClock())
+
+    @classmethod
+    def virtual(cls, start_epoch: float = 1_800_000_000.0) -> tuple[VirtualClock, Clocks]:
+        """A virtual monotonic clock (advance it) and the pair built on it."""
+        clock = VirtualClock()
+        return clock, cls(clock, VirtualEpoch(clock, start_epoch))

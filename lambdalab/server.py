@@ -32,7 +32,7 @@ from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
 from lambdalab.awslambda.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
-from lambdalab.clock import EpochClock
+from lambdalab.clock import Clocks
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
@@ -78,6 +78,8 @@ class LocalCloud:
 
     def __init__(self, config: CloudConfig) -> None:
         self.config = config
+        # The one monotonic and one epoch clock of the local cloud; everything below gets them from here.
+        self.clocks = Clocks.wall()
         self.moto = MotoBackend(config.host)
         self.host: EnvironmentHost | None = None
         self.dynamodb: DynamoDbProcess | None = None
@@ -208,7 +210,7 @@ class LocalCloud:
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         # Environments write their log streams into the local CloudWatch Logs.
-        self.host = EnvironmentHost(run_dir=self.run_dir, logs=self.logs.functions)
+        self.host = EnvironmentHost(run_dir=self.run_dir, logs=self.logs.functions, clocks=self.clocks)
         await self.host.start()
         await self.dynamodb.wait_ready()
         dynamodb.url = self.dynamodb.url
@@ -226,6 +228,7 @@ class LocalCloud:
                 service_endpoints={"dynamodb": self.dynamodb.url, "dynamodb_streams": self.dynamodb.url},
             ),
             self.telemetry,
+            clocks=self.clocks,
         )
         self.service.event_sender = self._send_event
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
@@ -250,7 +253,7 @@ class LocalCloud:
         config = self.config
         invoker = LambdaServiceInvoker(self.service)
         self.service.event_sources.stream_invoker = invoker
-        esm_metrics = EsmMetrics(EpochClock(), time_scale=config.time_scale)
+        esm_metrics = EsmMetrics(self.clocks.epoch, time_scale=config.time_scale)
         self.service.event_sources.metrics = esm_metrics
         publisher = MetricsPublisher(
             esm_metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)

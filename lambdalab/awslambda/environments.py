@@ -50,7 +50,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +66,7 @@ from lambdalab.awslambda.runtime.interpreters import Interpreter, find_interpret
 from lambdalab.awslambda.runtime.packages import ensure_runtime_packages
 from lambdalab.awslambda.runtime.probe import RuntimeCosts, runtime_costs
 from lambdalab.awslambda.runtime_api import NextEvent, RuntimeApiServer, Verdict
+from lambdalab.clock import Clock, Clocks
 from lambdalab.logs import formats
 from lambdalab.logs.function import EnvironmentLog, FunctionInfo, FunctionLogs, LoggingConfig
 from lambdalab.logs.store import LogStore
@@ -168,7 +168,7 @@ class EnvironmentSpec:
 class InvokeRequest:
     request_id: str
     payload: bytes
-    deadline: float  # epoch seconds
+    deadline: float  # the host's monotonic clock (a wall-clock step moves no deadline); the runtime gets epoch ms
     invoked_function_arn: str
     trace_header: str | None = None  # "Root=1-...;Parent=...;Sampled=1"
     client_context: str | None = None  # base64 of the client context JSON, as the Invoke API receives it
@@ -249,8 +249,9 @@ class _LaunchClock:
     child_gate_wait_s: float | None = None  # the child's own measure, sent when its INIT code ended
     run_queue_at_mark: float | None = None  # the child's run-queue delay when INIT began (seconds)
 
-    def gate_wait_now(self) -> float:
-        pending = time.monotonic() - self.gate_since if self.gate_since is not None else 0.0
+    def gate_wait_now(self, now: float) -> float:
+        """Time queued at the gate so far, `now` on the monotonic clock `gate_since` was read from."""
+        pending = now - self.gate_since if self.gate_since is not None else 0.0
         return (self.child_gate_wait_s if self.child_gate_wait_s is not None else self.gate_wait_s) + pending
 
 
@@ -264,7 +265,12 @@ class Environment:
         self.server = RuntimeApiServer(self)
         self.state = EnvironmentState.STARTING
         self.pid: int | None = None
-        self.spawned_at = time.time()  # the spawn request
+        # The host's clocks: epoch for what the logs and records stamp (the child's INIT mark is epoch too),
+        # monotonic for deadlines, timers and gate waits.
+        self._epoch = host.clocks.epoch.now
+        self._mono = host.clocks.monotonic.now
+        self.spawned_at = self._epoch()  # the spawn request
+        self._spawned_mono = self._mono()
         self.init_started_at: float | None = None
         self.ready_at: float | None = None
         self.invocations = 0
@@ -331,7 +337,7 @@ class Environment:
         event = NextEvent(
             request_id=request.request_id,
             payload=request.payload,
-            deadline_ms=int(request.deadline * 1000),
+            deadline_ms=int((self._epoch() + request.deadline - self._mono()) * 1000),  # Lambda-Runtime-Deadline-Ms
             invoked_function_arn=request.invoked_function_arn,
             trace_id=request.trace_header,
             client_context=_decode_client_context(request.client_context),
@@ -341,14 +347,14 @@ class Environment:
         inflight = _Inflight(request, event, self._loop.create_future())
         self._inflight = inflight
         self._drain_output()  # what the process wrote while idle goes before START
-        self.log.start(_ms(time.time()), request.request_id, trace=_trace(request))
+        self.log.start(_ms(self._epoch()), request.request_id, trace=_trace(request))
         if self._reinit_pending:
             early = await self._rerun_init(inflight)
             if early is not None:
                 return early
         inflight.run_queue_at_hand_off = self._run_queue_delay()
         self._hand_off(event)
-        remaining = request.deadline + inflight.credited_s - time.time()
+        remaining = request.deadline + inflight.credited_s - self._mono()
         while True:
             try:
                 return await asyncio.wait_for(asyncio.shield(inflight.future), timeout=max(remaining, 0.0))
@@ -486,7 +492,7 @@ class Environment:
 
     def _mark_handed(self) -> None:
         if self._inflight is not None and self._inflight.handed_at is None:
-            self._inflight.handed_at = time.time()
+            self._inflight.handed_at = self._epoch()
 
     def _take_transcript(self) -> str:
         self._drain_output()
@@ -520,7 +526,7 @@ class Environment:
     ) -> None:
         if inflight.future.done():
             return
-        ended = time.time()
+        ended = self._epoch()
         started = inflight.handed_at or ended
         self._drain_output()
         self._last_hwm_mb = max(self._last_hwm_mb, self.max_memory_used_mb())
@@ -609,14 +615,14 @@ class Environment:
     def _init_local_wait(self) -> float:
         """INIT's waiting for this machine so far: queued at the CPU gate plus the process's run-queue delay."""
         clock = self._clock
-        queued = clock.gate_wait_now()
+        queued = clock.gate_wait_now(self._mono())
         now = self._run_queue_delay()
         cpu = max(now - (clock.run_queue_at_mark or 0.0), 0.0) if now is not None else 0.0
         return queued + cpu
 
     def _init_done(self) -> None:
         self._drain_gate()  # the child's own measure of its gate wait arrives just before its first /next
-        now = time.time()
+        now = self._epoch()
         if self.init_started_at is None:
             self.init_started_at = self.spawned_at  # no INIT mark seen; count from the spawn request
         if self.state is EnvironmentState.STARTING:
@@ -646,7 +652,7 @@ class Environment:
             local_wait = self._init_local_wait()
             self._end_gate()
         started = self.init_started_at
-        now = time.time()
+        now = self._epoch()
         if duration is None and started is not None:
             duration = max(now - started - local_wait, 0.0)
         target = self._reinit if self._reinit is not None and not self._reinit.done() else self._ready
@@ -680,7 +686,7 @@ class Environment:
         target.set_result(result)
         if target is self._ready:
             if ok:
-                self.ready_at = time.time()
+                self.ready_at = self._epoch()
                 self._transition(EnvironmentState.READY)
             elif retry_in_invoke:
                 self._transition(EnvironmentState.READY)  # it takes the first invoke, which re-runs INIT
@@ -689,7 +695,7 @@ class Environment:
 
     def _arm_init_cap(self) -> None:
         cap = self.spec.init_cap_s if self.spec.init_cap_s is not None else self._provisioned_limit()
-        self._init_timer = self._loop.call_later(max(cap - (time.time() - self.spawned_at), 0.0), self._on_init_cap)
+        self._init_timer = self._loop.call_later(max(cap - (self._mono() - self._spawned_mono), 0.0), self._on_init_cap)
 
     def _on_init_cap(self) -> None:
         self._init_timer = None
@@ -698,7 +704,7 @@ class Environment:
         # The cap counts INIT's own time: time spent waiting for this machine moves it.
         cap = self.spec.init_cap_s if self.spec.init_cap_s is not None else self._provisioned_limit()
         begin = self.init_started_at if self.init_started_at is not None else self.spawned_at
-        left = cap - (time.time() - begin - self._init_local_wait())
+        left = cap - (self._epoch() - begin - self._init_local_wait())
         if left > _CREDIT_EPSILON_S:
             self._init_timer = self._loop.call_later(left, self._on_init_cap)
             return
@@ -734,7 +740,7 @@ class Environment:
         if not self._exited.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._exited), timeout=_EXIT_WAIT_S)
-        inflight.handed_at = time.time()  # the invoke phase (and its duration) starts now
+        inflight.handed_at = self._epoch()  # the invoke phase (and its duration) starts now
         self._reinit = self._loop.create_future()
         self._exited = self._loop.create_future()
         self._killing = False
@@ -749,7 +755,7 @@ class Environment:
             self._die(f"cannot re-run INIT: {exc}")
             return inflight.future.result()
         while True:
-            remaining = inflight.request.deadline + inflight.credited_s - time.time()
+            remaining = inflight.request.deadline + inflight.credited_s - self._mono()
             try:
                 init = await asyncio.wait_for(asyncio.shield(self._reinit), timeout=max(remaining, 0.0))
                 break
@@ -796,7 +802,7 @@ class Environment:
         clock = self._clock
         if word == forkserver.GATE_ACQUIRE:
             if clock.gate_since is None and not clock.holding:
-                clock.gate_since = time.monotonic()
+                clock.gate_since = self._mono()
                 self.host.gate.request(self.spec.env_id, self._on_gate_granted, resume=clock.grants > 0)
         elif word == forkserver.GATE_RELEASE:
             clock.holding = False
@@ -815,7 +821,7 @@ class Environment:
         clock = self._clock
         clock.grants += 1
         if clock.gate_since is not None:
-            clock.gate_wait_s += time.monotonic() - clock.gate_since
+            clock.gate_wait_s += self._mono() - clock.gate_since
             clock.gate_since = None
         clock.holding = True
         sock = self._gate_sock
@@ -833,7 +839,7 @@ class Environment:
         for the `restored` notice of later imports."""
         clock = self._clock
         if clock.gate_since is not None:
-            clock.gate_wait_s += time.monotonic() - clock.gate_since
+            clock.gate_wait_s += self._mono() - clock.gate_since
             clock.gate_since = None
         clock.holding = False
         self.host.gate.release(self.spec.env_id)
@@ -891,11 +897,11 @@ class Environment:
                     self.init_started_at = float(fields[0])
                     self._clock.run_queue_at_mark = float(fields[1])
                 if self._reinit is None:  # INIT re-run inside an invoke has no INIT_START of its own
-                    self.log.init_start(_ms(self.init_started_at or time.time()))
+                    self.log.init_start(_ms(self.init_started_at or self._epoch()))
                 if self.state is EnvironmentState.STARTING:
                     self._transition(EnvironmentState.INIT)
         if data:
-            self.log.stdout(data, _ms(time.time()))
+            self.log.stdout(data, _ms(self._epoch()))
 
     def _attach_telemetry(self, fd: int) -> None:
         self._close_telemetry()
@@ -946,7 +952,7 @@ class Environment:
         self._close_output()
         if not self._log_closed:
             self._log_closed = True
-            self.log.close(_ms(time.time()))
+            self.log.close(_ms(self._epoch()))
 
     def _close_log(self) -> None:
         fd, self._log_fd = self._log_fd, None
@@ -1201,8 +1207,9 @@ class ForkServerProcess:
                 self._control.send(json.dumps({"op": "stop"}).encode())
         proc = self._proc
         if proc is not None:
-            deadline = time.monotonic() + _EXIT_WAIT_S
-            while proc.poll() is None and time.monotonic() < deadline:
+            clock = self.host.clocks.monotonic
+            deadline = clock.now() + _EXIT_WAIT_S
+            while proc.poll() is None and clock.now() < deadline:
                 await asyncio.sleep(0.01)
             if proc.poll() is None:
                 LOG.warning("fork server pid %s did not stop within %.1f s; killing it", proc.pid, _EXIT_WAIT_S)
@@ -1366,8 +1373,10 @@ class EnvironmentHost:
         init_concurrency: int | None = None,
         cache_dir: Path | None = None,
         logs: FunctionLogs | None = None,
+        clocks: Clocks | None = None,
     ) -> None:
         self.run_dir = run_dir
+        self.clocks = clocks or Clocks.wall()  # the local cloud passes its own; the environments read these
         # Where environments write their log streams: the local cloud's CloudWatch Logs, or a store of the host's own.
         self._own_log_writer: LogWriter | None = None
         if logs is None:
@@ -1496,7 +1505,9 @@ class EnvironmentHost:
             raise ValueError(f"environment {spec.env_id}: code directory {spec.code_dir} does not exist")
         server = await self.prepare(spec.runtime)
         env = Environment(self, server, spec)
-        await _with_local_retries(f"open a Runtime API listener for {spec.env_id}", env.server.start)
+        await _with_local_retries(
+            f"open a Runtime API listener for {spec.env_id}", env.server.start, self.clocks.monotonic
+        )
         self.environments[spec.env_id] = env
         self._watch(env, True)
         try:
@@ -1565,7 +1576,7 @@ class EnvironmentHost:
                 os.close(telemetry_write)
                 child_gate.close()
 
-        env.pid = await _with_local_retries(f"fork {spec.env_id}", fork_once)
+        env.pid = await _with_local_retries(f"fork {spec.env_id}", fork_once, self.clocks.monotonic)
 
     def _retire(self, env: Environment) -> None:
         """A dead environment's listener closes in the background; once its process is reaped it leaves the table."""
@@ -1606,17 +1617,17 @@ class EnvironmentHost:
             await asyncio.sleep(max(self.memory_poll_s, len(watched) / 2000.0))
 
 
-async def _with_local_retries(what: str, attempt: Callable[[], Any]) -> Any:
+async def _with_local_retries(what: str, attempt: Callable[[], Any], clock: Clock) -> Any:
     """Run `attempt`; an OSError of a local shortage (EAGAIN, ENOMEM, EMFILE, EADDRINUSE, ...) is retried with
     backoff for up to LOCAL_WAIT_LIMIT_S, then it is a LocalCapacityError."""
-    begin = time.monotonic()
+    begin = clock.now()
     for delay in (*_RETRY_DELAYS_S, None):
         try:
             return await attempt()
         except OSError as exc:
             if exc.errno not in _LOCAL_ERRNOS:
                 raise LocalCapacityError(f"could not {what}: {exc}") from None
-            waited = time.monotonic() - begin
+            waited = clock.now() - begin
             if delay is None or waited + delay > LOCAL_WAIT_LIMIT_S:
                 raise LocalCapacityError(f"could not {what} after waiting {waited:.1f} s: {exc}") from None
             LOG.info("this machine is short of resources (%s); retrying to %s in %.2f s", exc, what, delay)

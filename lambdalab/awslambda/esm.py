@@ -6,7 +6,6 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,9 +188,9 @@ class EventSourceMapping:
     settings: MappingSettings
     region: str
     account_id: str
+    last_modified: float  # epoch seconds of the last create or update (the caller's epoch clock)
     state: MappingState = MappingState.CREATING
     state_transition_reason: str = "USER_INITIATED"
-    last_modified: float = field(default_factory=time.time)
     last_processing_result: str = "No records processed"  # streams: "OK" or "PROBLEM: ..." once batches ran
 
     @property

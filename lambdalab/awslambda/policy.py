@@ -185,7 +185,7 @@ class ProvisionedStatus:
     status: str  # "IN_PROGRESS" | "READY" | "FAILED"
     status_reason: str | None
     version: str
-    last_modified: float
+    last_modified: float  # the stamp of the last write (set_provisioned's `modified_at`)
 
 
 @dataclass
@@ -325,7 +325,9 @@ class ConcurrencyPolicy:
         self._set_reserved_value(fn, value)
         LOG.info("reserved concurrency of %s set to %s", function, value)
 
-    def set_provisioned(self, function: str, qualifier: str, version: str, count: int) -> ProvisionChange:
+    def set_provisioned(
+        self, function: str, qualifier: str, version: str, count: int, *, modified_at: float | None = None
+    ) -> ProvisionChange:
         """PutProvisionedConcurrencyConfig on an alias or version (`version` is what it points to now).
 
         Creates the missing environments (returned in `create`, in INIT) and retires the extra ones: idle first,
@@ -336,6 +338,8 @@ class ConcurrencyPolicy:
         (ResourceConflictException, AWS wording as reproduced by LocalStack's AWS-validated tests).
         Environments are created even while on-demand requests hold all of the reserved concurrency: the function is
         then above its reserved value until those requests end, and admits no new on-demand request meanwhile.
+        `modified_at` is the caller's stamp of this write (the Lambda service passes epoch seconds, LastModified);
+        without it, the policy's clock time.
         """
         fn = self._function(function)
         if count < 1:
@@ -374,14 +378,14 @@ class ConcurrencyPolicy:
                     "Specified ConcurrentExecutions for function decreases account's UnreservedConcurrentExecution "
                     f"below its minimum value of [{self.limits.unreserved_minimum}]."
                 )
-        now = self._clock.now()
+        stamp = self._clock.now() if modified_at is None else modified_at
         config = fn.provisioned.get(qualifier)
         if config is None:
-            config = _ProvisionedConfig(function, qualifier, version, count, now)
+            config = _ProvisionedConfig(function, qualifier, version, count, stamp)
             fn.provisioned[qualifier] = config
         else:
             config.requested = count
-            config.last_modified = now
+            config.last_modified = stamp
             config.failure_reason = None
         retire: list[str] = []
         if config.version != version:

@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import re
-import time
 import uuid
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -205,7 +204,7 @@ class LambdaApi:
             "AvailableProvisionedConcurrentExecutions": status.available,
             "AllocatedProvisionedConcurrentExecutions": status.allocated,
             "Status": status.status,
-            "LastModified": _iso(time.time()),
+            "LastModified": _iso(status.last_modified),  # stamped when the config was written
         }
         if status.status_reason:
             config["StatusReason"] = status.status_reason

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -71,7 +70,7 @@ from lambdalab.awslambda.policy import (
 from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_layer, function_artifact
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.sqs_poller import EventSourceMappings
-from lambdalab.clock import WallClock
+from lambdalab.clock import Clocks
 from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
@@ -169,12 +168,21 @@ class _Attempt:
 class LambdaService:
     """The Lambda API's behaviour. Methods are called on the event loop thread unless noted."""
 
-    def __init__(self, host: EnvironmentHost, config: ServiceConfig, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        host: EnvironmentHost,
+        config: ServiceConfig,
+        telemetry: Telemetry | None = None,
+        *,
+        clocks: Clocks | None = None,
+    ) -> None:
         self.config = config
         self.host = host
         self.store = FunctionStore(config.region, config.account_id)
         self.layers = LayerStore(config.region, config.account_id)
-        self.clock = WallClock()
+        clocks = clocks or Clocks.wall()
+        self.clock = clocks.monotonic  # the policy's and the queue's time; invoke deadlines
+        self.epoch = clocks.epoch  # timestamps: run records, environment events, LastModified
         self.policy = ConcurrencyPolicy(self.clock, config.limits)
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
@@ -191,7 +199,7 @@ class LambdaService:
         self._concurrency_pending = False
         self._stopping = False
         self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
-        self.event_sources = EventSourceMappings(self)  # SQS event source mappings and their pollers
+        self.event_sources = EventSourceMappings(self, clocks)  # SQS event source mappings and their pollers
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -365,7 +373,9 @@ class LambdaService:
 
     def _provision(self, function: LambdaFunction, qualifier: str, version: FunctionVersion, count: int) -> None:
         try:
-            change = self.policy.set_provisioned(function.name, qualifier, version.version, count)
+            change = self.policy.set_provisioned(
+                function.name, qualifier, version.version, count, modified_at=self.epoch.now()
+            )
         except PolicyError as exc:
             raise _policy_error(exc) from None
         function.provisioned[qualifier] = count
@@ -388,7 +398,7 @@ class LambdaService:
 
     def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
         function = self.store.get(spec.function_name)
-        self.store.put_event_invoke_config(function, spec, time.time())
+        self.store.put_event_invoke_config(function, spec, self.epoch.now())
         self._configure_queue(function)
 
     def delete_event_invoke_config(self, function_name: str, qualifier: str) -> None:
@@ -435,7 +445,7 @@ class LambdaService:
                 version=record.version,
                 pool=record.pool.value,
                 event=event,
-                at=time.time(),
+                at=self.epoch.now(),
                 detail=detail,
             )
         )
@@ -511,7 +521,7 @@ class LambdaService:
         trace_header: str | None = None,
         client_context: str | None = None,
     ) -> InvokeOutcome:
-        received_at = time.time()
+        received_at = self.epoch.now()
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             raise InvalidParameterValueException(
                 f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
@@ -589,7 +599,7 @@ class LambdaService:
         the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter of CPU."""
         if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
             return False
-        now = time.time()
+        now = self.epoch.now()
         for env in self.host.environments.values():
             if decision.reason is ThrottleReason.RESERVED and env.spec.function_name != function_name:
                 continue
@@ -614,13 +624,13 @@ class LambdaService:
         again each time a call ends, and for good once none is held up (then a throttle is Lambda's). The wait is
         local, in the record's `local_wait_s`; bounded by ADMISSION_WAIT_LIMIT_S (then the throttle stands and the
         record shows the wait)."""
-        began = time.monotonic()
+        began = self.clock.now()
         deadline = began + ADMISSION_WAIT_LIMIT_S
         while isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
             if not await self._admission_pause(deadline):
                 break
             decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
-        attempt.admission_wait_s += time.monotonic() - began
+        attempt.admission_wait_s += self.clock.now() - began
         return decision
 
     def _lagging(self, function_name: str, version: str, qualifier: str) -> bool:
@@ -637,7 +647,7 @@ class LambdaService:
             usable = record.pool is Pool.ON_DEMAND or record.qualifier == qualifier
             if record.state is EnvState.IDLE and record.version == version and usable:
                 return False  # the policy will hand it over: warm or provisioned
-        now = time.time()
+        now = self.epoch.now()
         for env in self.host.environments.values():
             spec = env.spec
             if (
@@ -651,18 +661,18 @@ class LambdaService:
         return False
 
     async def _wait_while_lagging(self, attempt: _Attempt) -> None:
-        began = time.monotonic()
+        began = self.clock.now()
         deadline = began + ADMISSION_WAIT_LIMIT_S
         while self._lagging(attempt.function.name, attempt.version.version, attempt.qualifier):
             if not await self._admission_pause(deadline):
                 break
-        attempt.admission_wait_s += time.monotonic() - began
+        attempt.admission_wait_s += self.clock.now() - began
 
     async def _admission_pause(self, deadline: float) -> bool:
         """Wait for the next call to end (or a short poll, which notices the CPU queue emptying without one); False
         when the deadline has passed."""
         assert self._loop is not None
-        left = deadline - time.monotonic()
+        left = deadline - self.clock.now()
         if left <= 0:
             return False
         waiter: asyncio.Future[None] = self._loop.create_future()
@@ -765,7 +775,7 @@ class LambdaService:
         request = InvokeRequest(
             request_id=attempt.request_id,
             payload=payload,
-            deadline=time.time() + version.spec.timeout_s,
+            deadline=self.clock.now() + version.spec.timeout_s,
             invoked_function_arn=function.qualified_arn(None if attempt.qualifier == LATEST else attempt.qualifier),
             trace_header=plan.environment_header,
             client_context=client_context,
@@ -825,7 +835,7 @@ class LambdaService:
             for qualifier in function.provisioned
         }
         snapshot = ConcurrencySnapshot(
-            at=time.time(),
+            at=self.epoch.now(),
             account_concurrent=policy.concurrent_executions(),
             unreserved_concurrent=policy.unreserved_concurrent_executions(),
             functions={f.name: policy.concurrent_executions(f.name) for f in functions},
@@ -884,7 +894,7 @@ class LambdaService:
             sampled=plan.sampled,
             attempt=attempt.attempt,
             tracing_active=spec.tracing == "Active",
-            responded_at=time.time(),
+            responded_at=self.epoch.now(),
             init_local_wait_s=init_wait,
             local_wait_s=attempt.admission_wait_s + init_wait + (result.local_wait_s if result is not None else 0.0),
         )
@@ -956,7 +966,7 @@ class LambdaService:
             as_invoked,
             version,
             "Event",
-            time.time(),
+            self.epoch.now(),
             event.trace_header,
             attempt=event.attempts + 1,
         )

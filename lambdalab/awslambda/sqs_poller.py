@@ -8,7 +8,6 @@ import base64
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from lambdalab.awslambda.exceptions import (
     TooManyRequestsException,
 )
 from lambdalab.awslambda.models import split_function_name
-from lambdalab.clock import WallClock
+from lambdalab.clock import Clocks
 from lambdalab.sources import esm_metrics
 from lambdalab.sources.esm_metrics import EsmMetrics
 from lambdalab.sources.invoke import LambdaServiceInvoker, SyncInvoker
@@ -190,9 +189,10 @@ class _ServiceSender:
 class EventSourceMappings:
     """The account's event source mappings and their pollers. Methods run on the service's event loop unless noted."""
 
-    def __init__(self, service: LambdaService, clock: WallClock | None = None) -> None:
+    def __init__(self, service: LambdaService, clocks: Clocks) -> None:
         self.service = service
-        self.clock = clock or WallClock()
+        self.clock = clocks.monotonic  # scaling, batching windows
+        self.epoch = clocks.epoch  # LastModified
         self.sqs_endpoint_url = service.config.endpoint_url  # the local cloud points this at moto (SQS, Kinesis)
         self.source_endpoint_urls: dict[str, str] = {}  # source kind ("dynamodb") → its own endpoint, if not moto's
         self.metrics: EsmMetrics | None = None  # MetricsConfig EventCount metrics and IteratorAge, when wired
@@ -320,6 +320,7 @@ class EventSourceMappings:
             settings=settings,
             region=self.service.config.region,
             account_id=self.service.config.account_id,
+            last_modified=self.epoch.now(),
         )
         runtime: _Runtime | StreamRuntime
         if settings.source.is_stream:
@@ -418,7 +419,7 @@ class EventSourceMappings:
         was_enabled = mapping.settings.enabled
         settings = settings_from(body, base=mapping.settings)
         mapping.settings = settings
-        mapping.last_modified = time.time()
+        mapping.last_modified = self.epoch.now()
         if isinstance(runtime, StreamRuntime):
             runtime.apply(settings)
         else:
@@ -588,16 +589,16 @@ class EventSourceMappings:
                 if not got:
                     return []
                 if settings.batching_window_s > 0:
-                    deadline = time.monotonic() + settings.batching_window_s
+                    deadline = self.clock.now() + settings.batching_window_s
             else:
                 if deadline is None:
                     break
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock.now()
                 if remaining <= 0:
                     break
                 got = await self._receive(runtime, wanted, min(LONG_POLL_S, int(remaining)))
                 if not got:
-                    await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+                    await asyncio.sleep(min(0.05, max(0.0, deadline - self.clock.now())))
             batch.extend(got)
             size += sum(len(m.get("Body", "")) + 1024 for m in got)
         return batch

@@ -58,7 +58,7 @@ def request(event: dict, request_id: str = "req-1", timeout_s: float = 3.0, **kw
     return InvokeRequest(
         request_id=request_id,
         payload=json.dumps(event).encode(),
-        deadline=time.time() + timeout_s,
+        deadline=time.monotonic() + timeout_s,
         invoked_function_arn=ARN,
         **kw,
     )

@@ -156,6 +156,7 @@ def test_defaults_and_api_shape() -> None:
         settings=settings_from({}),
         region="us-east-1",
         account_id="123456789012",
+        last_modified=1_800_000_000.0,
     )
     body = mapping.to_api()
     assert body["BatchSize"] == 10 and body["MaximumBatchingWindowInSeconds"] == 0

@@ -16,6 +16,7 @@ from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.runtime.builds import CodeArtifact
 from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.service import LambdaService, ServiceConfig
+from lambdalab.clock import Clocks
 
 
 class _NoHost:
@@ -29,7 +30,8 @@ class _NoHost:
 
 
 def _service(tmp_path: Path, limits: Limits) -> LambdaService:
-    service = LambdaService(_NoHost(), ServiceConfig(limits=limits))  # type: ignore[arg-type]
+    _, clocks = Clocks.virtual()
+    service = LambdaService(_NoHost(), ServiceConfig(limits=limits), clocks=clocks)  # type: ignore[arg-type]
     spec = FunctionSpec(name="fn", handler="app.handler", runtime="python3.13", code_dir=tmp_path)
     service.create_function(spec, CodeArtifact(tmp_path))
     return service

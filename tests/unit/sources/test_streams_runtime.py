@@ -82,6 +82,7 @@ def runtime(reader: FakeReader, invoker: FakeInvoker, sender: FakeSender, **sett
         settings=settings_from(body, source=SourceKind.KINESIS),
         region="us-east-1",
         account_id="123456789012",
+        last_modified=1_800_000_000.0,
     )
 
     async def blocking(fn: Any, *args: Any) -> Any:
