@@ -21,10 +21,10 @@ from pathlib import Path
 import psutil
 
 from lambdalab.awslambda.environments import (
-    EnvironmentHost,
     EnvironmentSpec,
     InvokeRequest,
     InvokeStatus,
+    ProcessHost,
 )
 
 LOG = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def make_spec(code_dir: Path, env_id: str, runtime: str) -> EnvironmentSpec:
 
 
 async def bench(args: argparse.Namespace, code_dir: Path) -> None:
-    host = EnvironmentHost()
+    host = ProcessHost()
     started = time.perf_counter()
     await host.start()
     print(f"fork server start: {(time.perf_counter() - started) * 1000:.1f} ms")

@@ -27,7 +27,7 @@ from lambdalab.apigateway.http_api import (
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
-from lambdalab.awslambda.environments import EnvironmentHost
+from lambdalab.awslambda.environments import ProcessHost
 from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
 from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
@@ -81,7 +81,7 @@ class LocalCloud:
         # The one monotonic and one epoch clock of the local cloud; everything below gets them from here.
         self.clocks = Clocks.wall()
         self.moto = MotoBackend(config.host)
-        self.host: EnvironmentHost | None = None
+        self.host: ProcessHost | None = None
         self.dynamodb: DynamoDbProcess | None = None
         self.service: LambdaService | None = None
         self.telemetry: Telemetry | None = None
@@ -210,7 +210,7 @@ class LocalCloud:
         enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
         self.run_dir = self.telemetry.run_dir
         # Environments write their log streams into the local CloudWatch Logs.
-        self.host = EnvironmentHost(run_dir=self.run_dir, logs=self.logs.functions, clocks=self.clocks)
+        self.host = ProcessHost(run_dir=self.run_dir, logs=self.logs.functions, clocks=self.clocks)
         await self.host.start()
         await self.dynamodb.wait_ready()
         dynamodb.url = self.dynamodb.url

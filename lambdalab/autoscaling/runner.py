@@ -266,10 +266,9 @@ class Autoscaler:
             if self.service is None:
                 return None
             try:
-                function = self.service.store.get(function_name)
+                return int(self.service.provisioned_concurrency(function_name, qualifier) or 0)
             except Exception:
                 return None
-            return int(function.provisioned.get(qualifier, 0))
         table, index = table_of_resource(policy.resource_id)
         return await asyncio.to_thread(self._table_capacity, table, index, _DIMENSIONS[policy.dimension][1])
 

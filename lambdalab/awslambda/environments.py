@@ -2,7 +2,7 @@
 Runtime API.
 
 The Lambda service decides *which* environment serves a request; this module is the machinery it drives:
-:class:`EnvironmentHost` (one per local cloud) runs one fork server per runtime (:class:`ForkServerProcess`) and
+:class:`ProcessHost` (one per local cloud) runs one fork server per runtime (:class:`ForkServerProcess`) and
 spawns :class:`Environment` s; each environment runs the function with ``awslambdaric`` (the same runtime interface
 client AWS publishes) against its own Runtime API listener (:mod:`lambdalab.awslambda.runtime_api`), one request at
 a time.
@@ -51,7 +51,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,14 @@ import psutil
 from lambdalab import constants
 from lambdalab.awslambda import envvars
 from lambdalab.awslambda.billing import billed_duration_ms
+from lambdalab.awslambda.hosting import (
+    LOCAL_ERROR_TYPE,
+    EnvironmentSpec,
+    InitResult,
+    InvokeRequest,
+    InvokeResult,
+    InvokeStatus,
+)
 from lambdalab.awslambda.runtime import forkserver
 from lambdalab.awslambda.runtime.cpu import CpuGate, run_queue_delay_s
 from lambdalab.awslambda.runtime.interpreters import Interpreter, find_interpreter
@@ -68,7 +76,7 @@ from lambdalab.awslambda.runtime.probe import RuntimeCosts, runtime_costs
 from lambdalab.awslambda.runtime_api import NextEvent, RuntimeApiServer, Verdict
 from lambdalab.clock import Clock, Clocks
 from lambdalab.logs import formats
-from lambdalab.logs.function import EnvironmentLog, FunctionInfo, FunctionLogs, LoggingConfig
+from lambdalab.logs.function import EnvironmentLog, FunctionInfo, FunctionLogs
 from lambdalab.logs.store import LogStore
 from lambdalab.logs.writer import LogWriter
 
@@ -87,7 +95,6 @@ LOCAL_WAIT_LIMIT_S = 60.0
 _RETRY_DELAYS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 _LOCAL_ERRNOS = frozenset({errno.EAGAIN, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EADDRINUSE, errno.ENOBUFS})
 _CREDIT_EPSILON_S = 0.002  # local waiting below this is not worth extending a deadline for
-LOCAL_ERROR_TYPE = "Lambdalab.LocalCapacity"  # never an AWS error type: the output names this machine
 # Go's names for signals, as Lambda's "Runtime exited with error: signal: ..." uses them.
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed",
@@ -129,82 +136,6 @@ _WATCHED = frozenset({EnvironmentState.STARTING, EnvironmentState.INIT, Environm
 
 class IllegalTransition(RuntimeError):
     """An environment was asked to move between states its lifecycle does not connect."""
-
-
-class InvokeStatus(enum.Enum):
-    SUCCESS = "success"
-    FUNCTION_ERROR = "function_error"
-    TIMEOUT = "timeout"
-    CRASH = "crash"
-    LOCAL_ERROR = "local_error"  # this machine ended the invoke (the host stopped, the fork server died)
-
-
-@dataclass(frozen=True)
-class EnvironmentSpec:
-    """Everything one execution environment is built from."""
-
-    env_id: str
-    function_name: str
-    function_arn: str
-    version: str
-    handler: str  # "app.lambda_handler"
-    code_dir: Path  # the task root (LAMBDA_TASK_ROOT, the working directory, first on the import path)
-    runtime: str  # "python3.13"
-    memory_mb: int
-    timeout_s: float
-    user_environment: dict[str, str]
-    init_type: str  # "on-demand" | "provisioned-concurrency"
-    region: str
-    account_id: str
-    endpoint_url: str  # the local cloud, given to the function as AWS_ENDPOINT_URL
-    xray_daemon_address: str | None = None  # "127.0.0.1:2000"
-    init_cap_s: float | None = constants.ON_DEMAND_INIT_CAP_SECONDS  # None for provisioned concurrency
-    paths: tuple[Path, ...] = ()  # after the task root: the function's dependencies, then its layers (/opt/python)
-    service_endpoints: dict[str, str] = field(default_factory=dict)  # AWS_ENDPOINT_URL_<ID> (another process's)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)  # the function's: log group, format, levels
-
-
-@dataclass(frozen=True)
-class InvokeRequest:
-    request_id: str
-    payload: bytes
-    deadline: float  # the host's monotonic clock (a wall-clock step moves no deadline); the runtime gets epoch ms
-    invoked_function_arn: str
-    trace_header: str | None = None  # "Root=1-...;Parent=...;Sampled=1"
-    client_context: str | None = None  # base64 of the client context JSON, as the Invoke API receives it
-    tracing_active: bool = False  # the REPORT line gets its XRAY line (the function's segment is in trace_header)
-
-
-@dataclass(frozen=True)
-class InitResult:
-    ok: bool
-    status: str  # "success" | "error" | "timeout" (INIT_REPORT's Status)
-    init_started_at: float | None  # epoch seconds, function INIT began
-    init_duration_s: float | None  # INIT as this function takes it alone: wall time minus local_wait_s
-    error_type: str | None = None
-    error_message: str | None = None
-    error_body: bytes | None = None  # what the runtime posted to /init/error, if it did
-    logs: str = ""  # what INIT wrote to the log stream (INIT_START, its output, INIT_REPORT), as CloudWatch shows it
-    retry_in_invoke: bool = False  # on-demand INIT past its cap: the first invoke re-runs INIT (AWS behaviour)
-    local_wait_s: float = 0.0  # INIT waited this long for this machine: queued at the CPU gate or for a CPU
-    local: bool = False  # the failure is this machine's (the environment could not be started), not the function's
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    request_id: str
-    status: InvokeStatus
-    body: bytes  # the response, or the error JSON as Lambda returns it
-    error_type: str | None
-    started_at: float  # epoch seconds, the event was handed to the runtime
-    ended_at: float
-    duration_s: float
-    logs: str  # what the invocation wrote to the log stream, START to REPORT, as CloudWatch shows it
-    max_memory_used_mb: int  # RSS high-water mark of the process (VmHWM), runtime SDK pages counted once imported
-    content_type: str | None = None
-    init_duration_s: float | None = None  # INIT re-run inside this invoke (after an INIT timeout), if any
-    local_wait_s: float = 0.0  # the process waited this long for a CPU during the invoke (deadline extended by it)
-    init_local_wait_s: float = 0.0  # local waiting of the INIT re-run inside this invoke, if any
 
 
 def exit_reason(exit_code: int | None, sig: int | None) -> str:
@@ -258,7 +189,7 @@ class _LaunchClock:
 class Environment:
     """One execution environment: a process, its Runtime API listener and its lifecycle."""
 
-    def __init__(self, host: EnvironmentHost, forkserver_process: ForkServerProcess, spec: EnvironmentSpec) -> None:
+    def __init__(self, host: ProcessHost, forkserver_process: ForkServerProcess, spec: EnvironmentSpec) -> None:
         self.host = host
         self.forkserver = forkserver_process
         self.spec = spec
@@ -1124,7 +1055,7 @@ def prepare_runtime(name: str, cache: Path | None = None) -> Runtime:
 class ForkServerProcess:
     """The host's side of one fork server: its process, its control socket and the spawns it has in flight."""
 
-    def __init__(self, host: EnvironmentHost, runtime: Runtime) -> None:
+    def __init__(self, host: ProcessHost, runtime: Runtime) -> None:
         self.host = host
         self.runtime = runtime
         self.pid: int | None = None
@@ -1362,7 +1293,7 @@ class _SpawnFailed(Exception):
         self.errno = err
 
 
-class EnvironmentHost:
+class ProcessHost:
     """Owns the fork servers (one per runtime, started on first use) and every environment forked from them."""
 
     def __init__(

@@ -189,8 +189,7 @@ class LambdaFunction:
     versions: dict[str, FunctionVersion] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
     next_version: int = 1
-    reserved: int | None = None
-    provisioned: dict[str, int] = field(default_factory=dict)  # qualifier → requested count
+    # Reserved and provisioned concurrency are not here: the concurrency policy holds them (LambdaService asks it).
     event_invoke: dict[str, EventInvokeConfig] = field(default_factory=dict)  # qualifier → config
 
     def version(self, version: str) -> FunctionVersion:

@@ -288,8 +288,9 @@ async def get_function(api: LambdaApi, request: web.Request, p: dict[str, str]) 
         "Configuration": api.configuration(function, version),
         "Code": {"RepositoryType": "Local", "Location": version.spec.code_dir.resolve().as_uri()},
     }
-    if function.reserved is not None:
-        body["Concurrency"] = {"ReservedConcurrentExecutions": function.reserved}
+    reserved = api.service.reserved_concurrency(function.name)
+    if reserved is not None:
+        body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     if version.spec.tags:
         body["Tags"] = dict(version.spec.tags)
     return _json(body)
@@ -422,7 +423,8 @@ async def put_function_concurrency(api: LambdaApi, request: web.Request, p: dict
 @route("GET", "/2019-09-30/functions/{name}/concurrency")
 async def get_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function = api.service.store.get(p["name"])
-    return _json({} if function.reserved is None else {"ReservedConcurrentExecutions": function.reserved})
+    reserved = api.service.reserved_concurrency(function.name)
+    return _json({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 @route("DELETE", "/2017-10-31/functions/{name}/concurrency")
@@ -447,7 +449,7 @@ async def get_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str
     function, qualifier = api.function_and_qualifier(p["name"], request)
     if request.query.get("List") == "ALL":
         configs = []
-        for q in sorted(function.provisioned):
+        for q in sorted(api.service.provisioned_qualifiers(function.name)):
             configs.append({"FunctionArn": function.qualified_arn(q), **api.pc_config(function, q)})
         return _json({"ProvisionedConcurrencyConfigs": configs})
     if not qualifier:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -25,15 +26,6 @@ from lambdalab.awslambda.asyncq import Action, AsyncEvent, AsyncQueue, Dispositi
 from lambdalab.awslambda.asyncq import EventInvokeConfig as QueueInvokeConfig
 from lambdalab.awslambda.billing import billed_duration_ms
 from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
-from lambdalab.awslambda.environments import (
-    LOCAL_ERROR_TYPE,
-    Environment,
-    EnvironmentHost,
-    EnvironmentSpec,
-    InvokeRequest,
-    InvokeResult,
-    InvokeStatus,
-)
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -45,6 +37,8 @@ from lambdalab.awslambda.exceptions import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
+from lambdalab.awslambda.hosting import EnvironmentHost, EnvironmentSpec, InvokeRequest, InvokeResult, InvokeStatus
+from lambdalab.awslambda.leases import ColdStart, Leases
 from lambdalab.awslambda.models import (
     LATEST,
     Alias,
@@ -63,7 +57,6 @@ from lambdalab.awslambda.policy import (
     Limits,
     PolicyError,
     Pool,
-    StartKind,
     Throttled,
     ThrottleReason,
 )
@@ -186,13 +179,19 @@ class LambdaService:
         self.policy = ConcurrencyPolicy(self.clock, config.limits)
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
-        self._in_flight: dict[tuple[str, str], int] = {}
         self._admission_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._recent_inits: dict[str, collections.deque[float]] = {}
         self._usual_init_s: dict[str, float] = {}
-        self.envs: dict[str, Environment] = {}
-        self._env_specs: dict[str, tuple[LambdaFunction, FunctionVersion]] = {}
-        self._ready: dict[str, asyncio.Future[bool]] = {}
+        self.leases = Leases(
+            host,
+            self.policy,
+            spec_of=self._environment_spec,
+            event=self._environment_event,
+            spawn_task=self._spawn_task,
+            changed=self._concurrency_changed,
+            ended=self._wake_admission_waiter,
+            init_done=self._note_init,
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -217,9 +216,7 @@ class LambdaService:
             task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        for env in list(self.envs.values()):
-            await env.kill()
-        self.envs.clear()
+        await self.leases.stop()
 
     def _spawn_task(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -289,7 +286,7 @@ class LambdaService:
         if qualifier is not None:
             raise InvalidParameterValueException("Deleting a single version is not supported by the local cloud.")
         for env_id in self.policy.remove_function(function.name):
-            self._kill_later(env_id, "killed")
+            self.leases.kill_later(env_id, "killed")
         for disposition in self.queue.forget_function(function.name):
             self._spawn_task(self._dispose(disposition), f"forget-{disposition.event.event_id}")
         self.store.delete(function.name)
@@ -301,7 +298,7 @@ class LambdaService:
         for record in self.policy.environments(function.name):
             if record.version == LATEST and record.state == EnvState.IDLE:
                 self.policy.discard(record.env_id)
-                self._kill_later(record.env_id, "killed")
+                self.leases.kill_later(record.env_id, "killed")
         return latest
 
     def publish_version(self, function_name: str, description: str = "") -> str:
@@ -323,10 +320,11 @@ class LambdaService:
         if function_version is not None and function_version != alias.function_version:
             version = function.version(function_version)
             alias.function_version = function_version
-            if alias_name in function.provisioned:
+            requested = self.provisioned_concurrency(function.name, alias_name)
+            if requested is not None:
                 # As on AWS, the alias's provisioned concurrency moves to the new version: new environments are
                 # initialised for it and the old version's are retired.
-                self._provision(function, alias_name, version, function.provisioned[alias_name])
+                self._provision(function, alias_name, version, requested)
         if description is not None:
             alias.description = description
         alias.revision_id = str(uuid.uuid4())
@@ -334,16 +332,12 @@ class LambdaService:
 
     def delete_alias(self, function_name: str, alias_name: str) -> None:
         function = self.store.get(function_name)
-        if alias_name in function.provisioned:
+        if self.provisioned_concurrency(function.name, alias_name) is not None:
             self.delete_provisioned_concurrency(function_name, alias_name)
         function.aliases.pop(alias_name, None)
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
         return self.store.get(function_name).qualified_arn(qualifier)
-
-    def create_event_source_mapping(self, properties: dict[str, Any]) -> str:
-        """AWS::Lambda::EventSourceMapping (resolved properties) → the mapping's UUID. Resolves the queue blocking."""
-        return self.event_sources.create(properties, lenient=True).uuid
 
     # --- control: concurrency -------------------------------------------------------------------------------------
 
@@ -353,14 +347,25 @@ class LambdaService:
             self.policy.set_reserved(function.name, reserved)
         except PolicyError as exc:
             raise _policy_error(exc) from None
-        function.reserved = reserved
         self._concurrency_changed()
 
     def delete_function_concurrency(self, function_name: str) -> None:
         function = self.store.get(function_name)
         self.policy.set_reserved(function.name, None)
-        function.reserved = None
         self._concurrency_changed()
+
+    def reserved_concurrency(self, function_name: str) -> int | None:
+        """The function's reserved concurrency (None: unreserved). The policy holds it; nothing else does."""
+        return self.policy.reserved(self.store.get(function_name).name)
+
+    def provisioned_concurrency(self, function_name: str, qualifier: str) -> int | None:
+        """The provisioned concurrency requested on an alias or version (None: no config). Held by the policy."""
+        status = self.policy.provisioned_status(self.store.get(function_name).name, qualifier)
+        return None if status is None else status.requested
+
+    def provisioned_qualifiers(self, function_name: str) -> list[str]:
+        """The aliases and versions with a provisioned concurrency config."""
+        return self.policy.provisioned_qualifiers(self.store.get(function_name).name)
 
     def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None:
         function = self.store.get(function_name)
@@ -378,22 +383,20 @@ class LambdaService:
             )
         except PolicyError as exc:
             raise _policy_error(exc) from None
-        function.provisioned[qualifier] = count
         for env_id in change.retire:
-            self._kill_later(env_id, "killed")
+            self.leases.kill_later(env_id, "killed")
         for env_id in change.create:
-            self._start_provisioned(env_id, function, version)
+            self.leases.prewarm(env_id, function, version)
         self._concurrency_changed()
 
     def delete_provisioned_concurrency(self, function_name: str, qualifier: str) -> None:
         function = self.store.get(function_name)
-        if qualifier not in function.provisioned:
+        if self.provisioned_concurrency(function.name, qualifier) is None:
             raise ProvisionedConcurrencyConfigNotFoundException(
                 f"No Provisioned Concurrency Config found for this function: {function.qualified_arn(qualifier)}"
             )
         for env_id in self.policy.delete_provisioned(function.name, qualifier):
-            self._kill_later(env_id, "killed")
-        del function.provisioned[qualifier]
+            self.leases.kill_later(env_id, "killed")
         self._concurrency_changed()
 
     def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
@@ -408,7 +411,9 @@ class LambdaService:
 
     # --- environments ---------------------------------------------------------------------------------------------
 
-    def _environment_spec(self, env_id: str, function: LambdaFunction, version: FunctionVersion, init_type: str):
+    def _environment_spec(
+        self, env_id: str, function: LambdaFunction, version: FunctionVersion, init_type: str
+    ) -> EnvironmentSpec:
         spec = version.spec
         code = version.code
         return EnvironmentSpec(
@@ -450,47 +455,11 @@ class LambdaService:
             )
         )
 
-    def _start_provisioned(self, env_id: str, function: LambdaFunction, version: FunctionVersion) -> None:
-        self._spawn_task(self._prewarm(env_id, function, version), f"prewarm-{env_id}")
-
-    async def _prewarm(self, env_id: str, function: LambdaFunction, version: FunctionVersion) -> None:
-        spec = self._environment_spec(env_id, function, version, "provisioned-concurrency")
-        try:
-            env = await self.host.spawn(spec)
-        except Exception as exc:  # the fork server is gone or the OS refused: the config fails, as on AWS
-            LOG.exception("could not start provisioned environment %s", env_id)
-            self.policy.init_failed(env_id, str(exc))
-            return
-        self.envs[env_id] = env
-        self._environment_event(env_id, "created")
-        result = await env.wait_ready()
-        if result.ok:
-            self.policy.init_finished(env_id)
-            if result.init_duration_s is not None:
-                self._note_init(self.policy.environment(env_id).function, result.init_duration_s)
-            self._environment_event(env_id, "ready", f"init {(result.init_duration_s or 0) * 1000:.1f} ms")
-        else:
-            self.policy.init_failed(env_id, f"{result.error_type}: {result.error_message}")
-            self._environment_event(env_id, "init_error", result.error_type)
-            self._forget(env_id)
-            await env.kill()
-        self._concurrency_changed()
-
-    def _kill_later(self, env_id: str, event: str) -> None:
-        env = self.envs.get(env_id)
-        self._environment_event(env_id, event)
-        self._forget(env_id)
-        if env is not None:
-            self._spawn_task(env.kill(), f"kill-{env_id}")
-
-    def _forget(self, env_id: str) -> None:
-        self.envs.pop(env_id, None)
-
     async def _reaper(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.config.reap_interval_s)
             for env_id in self.policy.reap_idle():
-                self._kill_later(env_id, "reaped")
+                self.leases.kill_later(env_id, "reaped")
 
     # --- invoke ---------------------------------------------------------------------------------------------------
 
@@ -571,26 +540,74 @@ class LambdaService:
         return InvokeOutcome(200, body, record.request_id, record.version, function_error, log_result)
 
     async def _run(self, attempt: _Attempt, payload: bytes, client_context: str | None = None) -> InvocationResult:
-        """One attempt: admit, start or reuse an environment, invoke, release. Always returns a record."""
+        """One attempt: admit, start or reuse an environment, invoke, release (a lease). Always returns a record."""
         function, version = attempt.function, attempt.version
         plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
+        admit = functools.partial(self._admit, attempt)
+        async with self.leases.acquire(function, version, attempt.qualifier, admit=admit) as lease:
+            if lease.throttle is not None:
+                reason = lease.throttle.reason.value
+                record = self._report(attempt, plan, Outcome.THROTTLED, None, None, throttle_reason=reason)
+                return InvocationResult(Outcome.THROTTLED, record, throttle=lease.throttle)
+            decision, env_id = lease.decision, lease.env_id
+            cold = lease.cold or ColdStart()
+            if cold.failure is not None:
+                record = self._report(
+                    attempt,
+                    plan,
+                    cold.failure,
+                    decision,
+                    env_id,
+                    init_start=cold.init_start,
+                    init_duration=cold.init_duration,
+                    error_type=cold.error_type,
+                    error_message=cold.error_message,
+                    init_wait=cold.init_wait,
+                )
+                return InvocationResult(cold.failure, record, init_logs=cold.logs)
+            assert lease.env is not None
+            request = InvokeRequest(
+                request_id=attempt.request_id,
+                payload=payload,
+                deadline=self.clock.now() + version.spec.timeout_s,
+                invoked_function_arn=function.qualified_arn(None if attempt.qualifier == LATEST else attempt.qualifier),
+                trace_header=plan.environment_header,
+                client_context=client_context,
+                tracing_active=version.spec.tracing == "Active",
+            )
+            result = await lease.env.invoke(request)
+            init_duration, init_wait = cold.init_duration, cold.init_wait
+            if result.init_duration_s is not None:  # the INIT re-run inside the invoke
+                init_duration = result.init_duration_s
+                init_wait += result.init_local_wait_s
+            lease.finish(result)
+            outcome = _OUTCOMES[result.status]
+            error_message = None if result.status == InvokeStatus.SUCCESS else _error_message(result.body)
+            record = self._report(
+                attempt,
+                plan,
+                outcome,
+                decision,
+                env_id,
+                init_start=cold.init_start,
+                init_duration=init_duration,
+                result=result,
+                error_type=result.error_type,
+                error_message=error_message,
+                init_wait=init_wait,
+            )
+            return InvocationResult(outcome, record, result)
+
+    async def _admit(self, attempt: _Attempt) -> Admitted | Throttled:
+        """The policy's decision, except where this machine's CPU lags behind AWS: a call waits for an environment to
+        come free while one is queued past its usual INIT (`_wait_while_lagging`), and a concurrency throttle this
+        machine caused waits and is decided again (`_admit_after_local_backlog`)."""
         if self.host.gate.waiting:
             await self._wait_while_lagging(attempt)
-        decision = self.policy.admit(function.name, version.version, attempt.qualifier)
-        if isinstance(decision, Throttled) and self._held_by_this_machine(decision, function.name):
+        decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
+        if isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
             decision = await self._admit_after_local_backlog(attempt, decision)
-        if isinstance(decision, Throttled):
-            record = self._report(attempt, plan, Outcome.THROTTLED, None, None, throttle_reason=decision.reason.value)
-            return InvocationResult(Outcome.THROTTLED, record, throttle=decision)
-        resource = (function.name, attempt.qualifier)
-        self._in_flight[resource] = self._in_flight.get(resource, 0) + 1
-        self._concurrency_changed()
-        try:
-            return await self._run_admitted(attempt, plan, decision, payload, client_context)
-        finally:
-            self._in_flight[resource] -= 1
-            self._concurrency_changed()
-            self._wake_admission_waiter()
+        return decision
 
     def _held_by_this_machine(self, decision: Throttled, function_name: str) -> bool:
         """Is a concurrency throttle this machine's doing? Yes while an environment it counts (the function's for a
@@ -693,124 +710,6 @@ class LambdaService:
                 waiter.set_result(None)
                 return
 
-    async def _run_admitted(
-        self,
-        attempt: _Attempt,
-        plan: TracePlan,
-        decision: Admitted,
-        payload: bytes,
-        client_context: str | None,
-    ) -> InvocationResult:
-        function, version = attempt.function, attempt.version
-        env_id = decision.env_id
-        init_start: float | None = None
-        init_duration: float | None = None
-        init_wait = 0.0
-        if decision.kind == StartKind.COLD:
-            spec = self._environment_spec(env_id, function, version, "on-demand")
-            try:
-                env = await self.host.spawn(spec)
-            except Exception as exc:  # this machine could not start it, even after waiting: never Lambda's error
-                LOG.warning("could not start environment %s: %s", env_id, exc)
-                self.policy.discard(env_id)
-                message = f"lambdalab (this machine, not Lambda): could not start an execution environment: {exc}"
-                record = self._report(
-                    attempt,
-                    plan,
-                    Outcome.LOCAL_ERROR,
-                    decision,
-                    env_id,
-                    error_type=LOCAL_ERROR_TYPE,
-                    error_message=message,
-                )
-                return InvocationResult(Outcome.LOCAL_ERROR, record)
-            self.envs[env_id] = env
-            self._environment_event(env_id, "created")
-            ready = await env.wait_ready()
-            init_start, init_duration = env.init_started_at, ready.init_duration_s
-            init_wait = ready.local_wait_s
-            if ready.local:
-                self.policy.discard(env_id)
-                self._forget(env_id)
-                self._spawn_task(env.kill(), f"kill-{env_id}")
-                record = self._report(
-                    attempt,
-                    plan,
-                    Outcome.LOCAL_ERROR,
-                    decision,
-                    env_id,
-                    init_start=init_start,
-                    error_type=LOCAL_ERROR_TYPE,
-                    error_message=ready.error_message,
-                    init_wait=init_wait,
-                )
-                return InvocationResult(Outcome.LOCAL_ERROR, record)
-            if not ready.ok and not ready.retry_in_invoke:
-                self.policy.init_failed(env_id, f"{ready.error_type}: {ready.error_message}")
-                self._environment_event(env_id, "init_error", ready.error_type)
-                self._forget(env_id)
-                self._spawn_task(env.kill(), f"kill-{env_id}")
-                record = self._report(
-                    attempt,
-                    plan,
-                    Outcome.INIT_ERROR,
-                    decision,
-                    env_id,
-                    init_start=init_start,
-                    init_duration=init_duration,
-                    error_type=ready.error_type,
-                    error_message=ready.error_message,
-                    init_wait=init_wait,
-                )
-                return InvocationResult(Outcome.INIT_ERROR, record, init_logs=ready.logs)
-            self.policy.init_finished(env_id)
-            if ready.ok:
-                if init_duration is not None:  # known at once, before the call: the yardstick of `_lagging`
-                    self._note_init(function.name, init_duration)
-                self._environment_event(env_id, "ready", f"init {(init_duration or 0) * 1000:.1f} ms")
-            else:  # INIT passed the on-demand cap: Lambda retries it inside the invoke, under the function timeout
-                self._environment_event(env_id, "init_retry", ready.error_type)
-        else:
-            env = self.envs[env_id]
-        request = InvokeRequest(
-            request_id=attempt.request_id,
-            payload=payload,
-            deadline=self.clock.now() + version.spec.timeout_s,
-            invoked_function_arn=function.qualified_arn(None if attempt.qualifier == LATEST else attempt.qualifier),
-            trace_header=plan.environment_header,
-            client_context=client_context,
-            tracing_active=version.spec.tracing == "Active",
-        )
-        result = await env.invoke(request)
-        if result.init_duration_s is not None:  # the INIT re-run inside the invoke
-            init_duration = result.init_duration_s
-            init_wait += result.init_local_wait_s
-        if result.status in (InvokeStatus.TIMEOUT, InvokeStatus.CRASH, InvokeStatus.LOCAL_ERROR):
-            replacements = self.policy.discard(env_id) or []
-            self._environment_event(env_id, "timed_out" if result.status == InvokeStatus.TIMEOUT else "crashed")
-            self._forget(env_id)
-            self._spawn_task(env.kill(), f"kill-{env_id}")
-            for new_id in replacements:
-                self._start_provisioned(new_id, function, version)
-        elif not self.policy.release(env_id):
-            self._kill_later(env_id, "killed")
-        outcome = _OUTCOMES[result.status]
-        error_message = None if result.status == InvokeStatus.SUCCESS else _error_message(result.body)
-        record = self._report(
-            attempt,
-            plan,
-            outcome,
-            decision,
-            env_id,
-            init_start=init_start,
-            init_duration=init_duration,
-            result=result,
-            error_type=result.error_type,
-            error_message=error_message,
-            init_wait=init_wait,
-        )
-        return InvocationResult(outcome, record, result)
-
     def _concurrency_changed(self) -> None:
         """Report the concurrency once per event-loop turn, however many changes the turn made (a burst of them
         costs one snapshot). A request's admit and its own release never share a turn; the sample is the state at
@@ -832,14 +731,14 @@ class LambdaService:
                 allocated=policy.provisioned_allocated(function.name, qualifier),
             )
             for function in functions
-            for qualifier in function.provisioned
+            for qualifier in policy.provisioned_qualifiers(function.name)
         }
         snapshot = ConcurrencySnapshot(
             at=self.epoch.now(),
             account_concurrent=policy.concurrent_executions(),
             unreserved_concurrent=policy.unreserved_concurrent_executions(),
             functions={f.name: policy.concurrent_executions(f.name) for f in functions},
-            resources={k: v for k, v in self._in_flight.items() if k[1] != LATEST},
+            resources={k: v for k, v in self.leases.in_flight.items() if k[1] != LATEST},
             provisioned=provisioned,
         )
         self.telemetry.concurrency(snapshot)
@@ -980,7 +879,9 @@ class LambdaService:
         if run.outcome is Outcome.LOCAL_ERROR:  # retried like a 5xx, never lost, never counted as Lambda's
             disposition = self.queue.on_system_error(event, record.error_message or "local capacity")
         elif run.throttle is not None:
-            disposition = self.queue.on_throttle(event, run.throttle.reason.value, reserved_zero=function.reserved == 0)
+            disposition = self.queue.on_throttle(
+                event, run.throttle.reason.value, reserved_zero=self.policy.reserved(function.name) == 0
+            )
         elif run.outcome is Outcome.SUCCESS:
             disposition = self.queue.on_success(event, result.body if result else None, record.version)
         else:

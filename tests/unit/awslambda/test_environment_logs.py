@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 
-from lambdalab.awslambda.environments import EnvironmentHost, InvokeStatus
+from lambdalab.awslambda.environments import InvokeStatus, ProcessHost
 from lambdalab.logs.function import FunctionLogs, LoggingConfig
 from lambdalab.logs.store import LogStore
 from lambdalab.logs.writer import LogWriter
@@ -26,7 +26,7 @@ def run_logged(scenario):
 
     async def main():
         writer.start()
-        host = EnvironmentHost(logs=FunctionLogs(writer, region="us-east-1", account_id="123456789012"))
+        host = ProcessHost(logs=FunctionLogs(writer, region="us-east-1", account_id="123456789012"))
         await host.start()
         try:
             return await scenario(host)

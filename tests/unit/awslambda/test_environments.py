@@ -19,12 +19,12 @@ import pytest
 
 from lambdalab import constants
 from lambdalab.awslambda.environments import (
-    EnvironmentHost,
     EnvironmentSpec,
     EnvironmentState,
     IllegalTransition,
     InvokeRequest,
     InvokeStatus,
+    ProcessHost,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -68,7 +68,7 @@ def run(scenario):
     """Run `scenario(host)` with a started host, and always stop it."""
 
     async def main():
-        host = EnvironmentHost()
+        host = ProcessHost()
         await host.start()
         try:
             return await scenario(host)
@@ -78,7 +78,7 @@ def run(scenario):
     return asyncio.run(main())
 
 
-async def ready_env(host: EnvironmentHost, **overrides):
+async def ready_env(host: ProcessHost, **overrides):
     env = await host.spawn(make_spec(**overrides))
     init = await env.wait_ready()
     assert init.ok, init
@@ -401,7 +401,7 @@ def test_kill_and_stop_leave_no_process_behind():
         return busy
 
     async def main():
-        host = EnvironmentHost()
+        host = ProcessHost()
         await host.start()
         busy = await scenario(host)
         await host.stop()
@@ -419,10 +419,10 @@ def test_kill_and_stop_leave_no_process_behind():
 HOST_SCRIPT = """
 import asyncio, json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.unit.awslambda.test_environments import EnvironmentHost, make_spec
+from tests.unit.awslambda.test_environments import ProcessHost, make_spec
 
 async def main():
-    host = EnvironmentHost()
+    host = ProcessHost()
     await host.start()
     envs = [await host.spawn(make_spec(f"env-{i}")) for i in range(2)]
     for env in envs:
