@@ -174,8 +174,7 @@ class LocalCloud:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
         await self._site.start()
-        server: Any = self._site._server  # aiohttp keeps the asyncio Server here; its socket has the real port
-        port = server.sockets[0].getsockname()[1]
+        port = self._runner.addresses[0][1]  # the real port (config.port may be 0)
         self._url = f"http://{config.host}:{port}"
         self.dynamodb = DynamoDbProcess(
             cloudwatch_url=self._url, region=config.region, account_id=config.account_id, time_scale=config.time_scale

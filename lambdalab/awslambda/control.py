@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from lambdalab.logs.function import LoggingConfig
 
@@ -88,3 +88,8 @@ class LambdaControl(Protocol):
         ...
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str: ...
+
+    def create_event_source_mapping(self, properties: dict[str, Any]) -> str:
+        """AWS::Lambda::EventSourceMapping (resolved properties) → the mapping's UUID. A control that runs no
+        mappings raises NotImplementedError (the deploy then names the resource as not run locally)."""
+        ...

@@ -216,7 +216,7 @@ class Environment:
         )
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[InitResult] = self._loop.create_future()
-        self._exited: asyncio.Future[None] = self._loop.create_future()
+        self.exited: asyncio.Future[None] = self._loop.create_future()
         self._next_waiter: asyncio.Future[NextEvent] | None = None
         self._queued: NextEvent | None = None
         self._inflight: _Inflight | None = None
@@ -227,8 +227,8 @@ class Environment:
         self._cold_init_s: float | None = None  # an on-demand INIT's duration, for its first invocation's REPORT
         self._gate_sock: socket.socket | None = None
         self._clock = _LaunchClock()
-        self._oom = False
-        self._killing = False
+        self.oom = False
+        self.killing = False
         self._init_timer: asyncio.TimerHandle | None = None
         self._reinit_pending = False  # on-demand INIT ran past its cap: re-run it in the first invoke
         self._reinit: asyncio.Future[InitResult] | None = None
@@ -248,7 +248,7 @@ class Environment:
             raise IllegalTransition(f"environment {self.spec.env_id}: {self.state.name} → {new.name} is not allowed")
         LOG.debug("environment %s: %s -> %s", self.spec.env_id, self.state.name, new.name)
         self.state = new
-        self.host._watch(self, new in _WATCHED)
+        self.host.watch(self, new in _WATCHED)
 
     @property
     def alive(self) -> bool:
@@ -296,23 +296,23 @@ class Environment:
 
     async def kill(self) -> None:
         """SIGKILL the environment's process group and wait (bounded) until the fork server reaped it."""
-        if self.pid is not None and not self._exited.done():
-            self._killing = True
+        if self.pid is not None and not self.exited.done():
+            self.killing = True
             try:
                 await self.forkserver.send({"op": "kill", "env_id": self.spec.env_id})
             except LocalCapacityError as exc:  # the fork server is gone, and its children with it (PDEATHSIG)
                 LOG.warning("environment %s: cannot ask for a kill: %s", self.spec.env_id, exc)
             try:
-                await asyncio.wait_for(asyncio.shield(self._exited), timeout=_EXIT_WAIT_S)
+                await asyncio.wait_for(asyncio.shield(self.exited), timeout=_EXIT_WAIT_S)
             except TimeoutError:
                 LOG.warning(
                     "environment %s (pid %s) not reaped %.1f s after SIGKILL", self.spec.env_id, self.pid, _EXIT_WAIT_S
                 )
-        self._die("killed")
+        self.die("killed")
 
     def memory_rss_bytes(self) -> int:
         """Resident set size now (0 when the process is gone)."""
-        if self.pid is None or self._exited.done():
+        if self.pid is None or self.exited.done():
             return 0
         try:
             with open(f"/proc/{self.pid}/statm", "rb") as statm:
@@ -322,7 +322,7 @@ class Environment:
 
     def memory_uss_bytes(self) -> int:
         """Unique set size: memory only this process holds (what one more environment costs)."""
-        if self.pid is None or self._exited.done():
+        if self.pid is None or self.exited.done():
             return 0
         try:
             return int(psutil.Process(self.pid).memory_full_info().uss)
@@ -622,9 +622,9 @@ class Environment:
             elif retry_in_invoke:
                 self._transition(EnvironmentState.READY)  # it takes the first invoke, which re-runs INIT
             else:
-                self._die("init failed")
+                self.die("init failed")
 
-    def _arm_init_cap(self) -> None:
+    def arm_init_cap(self) -> None:
         cap = self.spec.init_cap_s if self.spec.init_cap_s is not None else self._provisioned_limit()
         self._init_timer = self._loop.call_later(max(cap - (self._mono() - self._spawned_mono), 0.0), self._on_init_cap)
 
@@ -645,7 +645,7 @@ class Environment:
             )
             self._reinit_pending = True
             self._abandoned_pid = self.pid
-            self._killing = True
+            self.killing = True
             self.forkserver.send_soon({"op": "kill", "env_id": self.spec.env_id})
             self._resolve_init(
                 ok=False,
@@ -668,22 +668,22 @@ class Environment:
     async def _rerun_init(self, inflight: _Inflight) -> InvokeResult | None:
         """Re-run INIT inside this invoke, under the function timeout (after an on-demand INIT timeout)."""
         self._reinit_pending = False
-        if not self._exited.done():
+        if not self.exited.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._exited), timeout=_EXIT_WAIT_S)
+                await asyncio.wait_for(asyncio.shield(self.exited), timeout=_EXIT_WAIT_S)
         inflight.handed_at = self._epoch()  # the invoke phase (and its duration) starts now
         self._reinit = self._loop.create_future()
-        self._exited = self._loop.create_future()
-        self._killing = False
+        self.exited = self._loop.create_future()
+        self.killing = False
         self.init_started_at = None
         self._mark_seen = False
         try:
-            await self.host._launch(self)
+            await self.host.launch(self)
         except LocalCapacityError as exc:  # this machine cannot start the process again: a local error, not Lambda's
             LOG.warning("environment %s: cannot re-run INIT: %s", self.spec.env_id, exc)
-            self._exited.set_result(None)
+            self.exited.set_result(None)
             self._finish(inflight, InvokeStatus.LOCAL_ERROR, local_error_json(str(exc)), LOCAL_ERROR_TYPE)
-            self._die(f"cannot re-run INIT: {exc}")
+            self.die(f"cannot re-run INIT: {exc}")
             return inflight.future.result()
         while True:
             remaining = inflight.request.deadline + inflight.credited_s - self._mono()
@@ -707,8 +707,8 @@ class Environment:
 
     # CPU gate ------------------------------------------------------------------------------------------------------
 
-    def _attach_gate(self, sock: socket.socket) -> None:
-        self._close_gate()
+    def attach_gate(self, sock: socket.socket) -> None:
+        self.close_gate()
         self._clock = _LaunchClock()
         sock.setblocking(False)
         self._gate_sock = sock
@@ -724,7 +724,7 @@ class Environment:
             except OSError:
                 data = b""
             if not data:
-                self._close_gate()
+                self.close_gate()
                 return
             self._on_gate_message(data)
 
@@ -775,7 +775,7 @@ class Environment:
         clock.holding = False
         self.host.gate.release(self.spec.env_id)
 
-    def _close_gate(self) -> None:
+    def close_gate(self) -> None:
         sock, self._gate_sock = self._gate_sock, None
         if sock is not None:
             with contextlib.suppress(ValueError, OSError):
@@ -785,7 +785,7 @@ class Environment:
 
     # logs ----------------------------------------------------------------------------------------------------------
 
-    def _attach_log(self, fd: int) -> None:
+    def attach_log(self, fd: int) -> None:
         self._close_log()
         self._mark_seen = False
         self._log_buffer = b""
@@ -834,7 +834,7 @@ class Environment:
         if data:
             self.log.stdout(data, _ms(self._epoch()))
 
-    def _attach_telemetry(self, fd: int) -> None:
+    def attach_telemetry(self, fd: int) -> None:
         self._close_telemetry()
         self._telemetry_fd = fd
         os.set_blocking(fd, False)
@@ -873,14 +873,14 @@ class Environment:
         self._drain_log()
         self._drain_telemetry()
 
-    def _close_output(self) -> None:
+    def close_output(self) -> None:
         self._close_log()
         self._close_telemetry()
 
-    def _close_stream(self) -> None:
+    def close_stream(self) -> None:
         """The environment is gone: what it wrote without a final newline is written too, once."""
         self._drain_output()
-        self._close_output()
+        self.close_output()
         if not self._log_closed:
             self._log_closed = True
             self.log.close(_ms(self._epoch()))
@@ -893,14 +893,14 @@ class Environment:
 
     # process exit ----------------------------------------------------------------------------------------------------
 
-    def _on_exit(self, pid: int, exit_code: int | None, sig: int | None, maxrss_kb: int | None = None) -> None:
+    def on_exit(self, pid: int, exit_code: int | None, sig: int | None, maxrss_kb: int | None = None) -> None:
         if pid == self._abandoned_pid:  # the INIT we killed at its cap: the env lives on, INIT re-runs in the invoke
             self._abandoned_pid = None
             self._drain_output()  # its last output stays in the stream
-            self._close_output()
-            self._close_gate()
-            if not self._exited.done():
-                self._exited.set_result(None)
+            self.close_output()
+            self.close_gate()
+            if not self.exited.done():
+                self.exited.set_result(None)
             return
         if pid != self.pid:
             return
@@ -912,7 +912,7 @@ class Environment:
         inflight = self._inflight
         if inflight is not None and not inflight.future.done():
             request_id = inflight.request.request_id
-            if self._oom:
+            if self.oom:
                 error_type = "Runtime.OutOfMemory"
                 message = f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
             elif exit_code == 0 and sig is None:
@@ -930,16 +930,16 @@ class Environment:
                     ok=False, status="error", error_type=err_type, error_message=err_message, error_body=err_body
                 )
             else:
-                err_type = "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError"
+                err_type = "Runtime.OutOfMemory" if self.oom else "Runtime.ExitError"
                 self._resolve_init(
                     ok=False, status="error", error_type=err_type, error_message=f"Runtime exited with error: {reason}"
                 )
-        if not self._exited.done():
-            self._exited.set_result(None)
-        self._close_stream()
-        self._die(reason)
+        if not self.exited.done():
+            self.exited.set_result(None)
+        self.close_stream()
+        self.die(reason)
 
-    def _die(self, why: str, *, local: bool = False) -> None:
+    def die(self, why: str, *, local: bool = False) -> None:
         """The environment is dead. `local`: this machine ended it (the host stopped, the fork server is gone), so
         an invoke or INIT still waiting ends with a local error, not a Lambda one."""
         if self._init_timer is not None:
@@ -948,15 +948,15 @@ class Environment:
         if self.state is not EnvironmentState.DEAD:
             LOG.debug("environment %s (pid %s) dead: %s", self.spec.env_id, self.pid, why)
             self._transition(EnvironmentState.DEAD)
-            if self._exited.done():
-                self._close_output()
-            elif not self._killing and self.pid is not None:
-                self._killing = True
+            if self.exited.done():
+                self.close_output()
+            elif not self.killing and self.pid is not None:
+                self.killing = True
                 self.forkserver.send_soon({"op": "kill", "env_id": self.spec.env_id})
             if self._next_waiter is not None and not self._next_waiter.done():
                 self._next_waiter.cancel()
-            self._close_gate()
-            self.host._retire(self)
+            self.close_gate()
+            self.host.retire(self)
         inflight = self._inflight
         if inflight is not None and not inflight.future.done():
             if local:
@@ -986,7 +986,7 @@ class Environment:
                 )
             )
 
-    def _memory_exceeded(self) -> bool:
+    def memory_exceeded(self) -> bool:
         return self.memory_rss_bytes() - self._unused_sdk_bytes() > self.spec.memory_mb * MIB
 
 
@@ -1263,7 +1263,7 @@ class ForkServerProcess:
         elif op == "exited":
             env = self.host.environments.get(message["env_id"])
             if env is not None and env.forkserver is self:
-                env._on_exit(
+                env.on_exit(
                     int(message["pid"]), message.get("exit_code"), message.get("signal"), message.get("maxrss_kb")
                 )
         else:
@@ -1281,10 +1281,10 @@ class ForkServerProcess:
             if env.forkserver is self and env.alive:
                 if not self.host.stopping:
                     LOG.warning("fork server gone: environment %s is dead", env.spec.env_id)
-                env._killing = True
-                if not env._exited.done():
-                    env._exited.set_result(None)
-                env._die(f"the {self.runtime.name} fork server exited", local=True)
+                env.killing = True
+                if not env.exited.done():
+                    env.exited.set_result(None)
+                env.die(f"the {self.runtime.name} fork server exited", local=True)
 
 
 class _SpawnFailed(Exception):
@@ -1401,11 +1401,11 @@ class ProcessHost:
         for server in list(self._servers.values()):
             await server.stop()
         for env in list(self.environments.values()):
-            env._killing = True
-            if not env._exited.done():
-                env._exited.set_result(None)
-            env._die("the local cloud stopped", local=True)
-            env._close_stream()
+            env.killing = True
+            if not env.exited.done():
+                env.exited.set_result(None)
+            env.die("the local cloud stopped", local=True)
+            env.close_stream()
         await self._close_servers()
         self._servers.clear()
         if self._own_log_writer is not None:
@@ -1440,19 +1440,19 @@ class ProcessHost:
             f"open a Runtime API listener for {spec.env_id}", env.server.start, self.clocks.monotonic
         )
         self.environments[spec.env_id] = env
-        self._watch(env, True)
+        self.watch(env, True)
         try:
-            await self._launch(env)
+            await self.launch(env)
         except BaseException:
             self.environments.pop(spec.env_id, None)
-            self._watch(env, False)
-            env._close_gate()
+            self.watch(env, False)
+            env.close_gate()
             await env.server.close()
             raise
-        env._arm_init_cap()
+        env.arm_init_cap()
         return env
 
-    async def _launch(self, env: Environment) -> None:
+    async def launch(self, env: Environment) -> None:
         """Fork a process for `env` (first spawn, or INIT re-run after a timeout)."""
         spec = env.spec
         server = env.forkserver
@@ -1491,14 +1491,14 @@ class ProcessHost:
             read_fd, write_fd = os.pipe()
             telemetry_read, telemetry_write = os.pipe()
             host_gate, child_gate = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            env._attach_log(read_fd)
-            env._attach_telemetry(telemetry_read)
-            env._attach_gate(host_gate)
+            env.attach_log(read_fd)
+            env.attach_telemetry(telemetry_read)
+            env.attach_gate(host_gate)
             try:
                 return await server.fork(spec.env_id, request, [write_fd, child_gate.fileno(), telemetry_write])
             except _SpawnFailed as exc:
-                env._close_output()
-                env._close_gate()
+                env.close_output()
+                env.close_gate()
                 if exc.errno in _LOCAL_ERRNOS:
                     raise OSError(exc.errno, str(exc)) from None  # retried: the machine is short of something
                 raise LocalCapacityError(f"the fork server could not start {spec.env_id}: {exc}") from None
@@ -1509,7 +1509,7 @@ class ProcessHost:
 
         env.pid = await _with_local_retries(f"fork {spec.env_id}", fork_once, self.clocks.monotonic)
 
-    def _retire(self, env: Environment) -> None:
+    def retire(self, env: Environment) -> None:
         """A dead environment's listener closes in the background; once its process is reaped it leaves the table."""
         if self._loop is None:
             return
@@ -1519,15 +1519,15 @@ class ProcessHost:
 
     async def _retire_later(self, env: Environment) -> None:
         await env.server.close()
-        if not env._exited.done():
+        if not env.exited.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(env._exited), timeout=_EXIT_WAIT_S)
+                await asyncio.wait_for(asyncio.shield(env.exited), timeout=_EXIT_WAIT_S)
         if self.environments.get(env.spec.env_id) is env:
             del self.environments[env.spec.env_id]
 
     # --- memory -----------------------------------------------------------------------------------------------------
 
-    def _watch(self, env: Environment, watched: bool) -> None:
+    def watch(self, env: Environment, watched: bool) -> None:
         if watched:
             self._watched[env.spec.env_id] = env
         else:
@@ -1536,12 +1536,12 @@ class ProcessHost:
     async def _watch_memory(self) -> None:
         """Kill an initialising or busy environment whose resident set is over its memory size."""
         while True:
-            watched = [env for env in self._watched.values() if not env._killing]
+            watched = [env for env in self._watched.values() if not env.killing]
             for env in watched:
-                if env._memory_exceeded():
+                if env.memory_exceeded():
                     LOG.info("environment %s over %d MB: killing it", env.spec.env_id, env.spec.memory_mb)
-                    env._oom = True
-                    env._killing = True
+                    env.oom = True
+                    env.killing = True
                     with contextlib.suppress(LocalCapacityError):
                         await env.forkserver.send({"op": "kill", "env_id": env.spec.env_id})
             # Bound the cost: at most ~2,000 /proc reads per second however many environments are busy.

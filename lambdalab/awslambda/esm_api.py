@@ -4,30 +4,39 @@ Kinesis streams and DynamoDB streams."""
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 from aiohttp import web
 
+from lambdalab.awslambda.api_common import body_json, json_response, route
 from lambdalab.awslambda.exceptions import InvalidParameterValueException
-from lambdalab.awslambda.responses import LambdaApi, _body_json, _json, route
+from lambdalab.awslambda.service import LambdaService
 
 LOG = logging.getLogger(__name__)
+
+
+class ApiContext(Protocol):
+    """What these handlers use of the LambdaApi (responses.py): the service."""
+
+    service: LambdaService
+
 
 PREFIX = "/2015-03-31/event-source-mappings"
 MAX_ITEMS = 100
 
 
 @route("POST", PREFIX)
-async def create_event_source_mapping(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+async def create_event_source_mapping(api: ApiContext, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await body_json(request)
     mappings = api.service.event_sources
     source, _, _ = mappings.check(body)
     queue_url = await mappings.resolve_queue_async(source)  # in a thread: the loop never waits on SQS
     mapping = mappings.create(body, queue_url=queue_url)
-    return _json(mapping.to_api(), status=202)
+    return json_response(mapping.to_api(), status=202)
 
 
 @route("GET", PREFIX)
-async def list_event_source_mappings(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+async def list_event_source_mappings(api: ApiContext, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     query = request.query
     mappings = api.service.event_sources.list_mappings(query.get("EventSourceArn"), query.get("FunctionName"))
     start = 0
@@ -49,20 +58,20 @@ async def list_event_source_mappings(api: LambdaApi, request: web.Request, p: di
     answer: dict[str, object] = {"EventSourceMappings": [m.to_api() for m in page]}
     if start + limit < len(mappings):
         answer["NextMarker"] = str(start + limit)
-    return _json(answer)
+    return json_response(answer)
 
 
 @route("GET", PREFIX + "/{uuid}")
-async def get_event_source_mapping(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    return _json(api.service.event_sources.get(p["uuid"]).to_api())
+async def get_event_source_mapping(api: ApiContext, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return json_response(api.service.event_sources.get(p["uuid"]).to_api())
 
 
 @route("PUT", PREFIX + "/{uuid}")
-async def update_event_source_mapping(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
-    return _json(api.service.event_sources.update(p["uuid"], body).to_api(), status=202)
+async def update_event_source_mapping(api: ApiContext, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    body = await body_json(request)
+    return json_response(api.service.event_sources.update(p["uuid"], body).to_api(), status=202)
 
 
 @route("DELETE", PREFIX + "/{uuid}")
-async def delete_event_source_mapping(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    return _json(api.service.event_sources.delete(p["uuid"]).to_api(), status=202)
+async def delete_event_source_mapping(api: ApiContext, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+    return json_response(api.service.event_sources.delete(p["uuid"]).to_api(), status=202)

@@ -6,7 +6,13 @@ compares equal to the member (`"throttled" == Outcome.THROTTLED`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
+
+from lambdalab.awslambda.hosting import InvokeResult
+from lambdalab.awslambda.policy import Throttled
+from lambdalab.observe.model import InvocationRecord
 
 
 class Outcome(StrEnum):
@@ -21,3 +27,32 @@ class Outcome(StrEnum):
 
 # What CloudWatch counts in `Errors` and X-Ray marks as a fault of the function.
 ERROR_OUTCOMES = frozenset({Outcome.FUNCTION_ERROR, Outcome.TIMEOUT, Outcome.CRASH, Outcome.INIT_ERROR})
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """One attempt, typed: how it ended, its record, the environment's answer (None when it never ran) and, when
+    throttled, the policy's decision unchanged (its reason and Retry-After reach the 429 as they were decided)."""
+
+    outcome: Outcome
+    record: InvocationRecord
+    result: InvokeResult | None = None
+    throttle: Throttled | None = None
+    init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Lambda rejected the request before any attempt (no such function or alias, a payload too large or not JSON):
+    the Lambda API error's code, message and HTTP status, as a value."""
+
+    code: str
+    message: str
+    status: int
+
+
+class Invoker(Protocol):
+    """A synchronous invoke from inside Lambda (an event source mapping's poller): typed, no HTTP shapes, no API
+    exceptions for control flow."""
+
+    async def invoke_internal(self, function_arn: str, payload: bytes) -> InvocationResult | Rejected: ...

@@ -8,10 +8,8 @@ import binascii
 import io
 import json
 import logging
-import re
 import uuid
 import zipfile
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +18,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from lambdalab.awslambda import esm_api  # noqa: F401  (registers the event source mapping routes)
+from lambdalab.awslambda.api_common import ROUTES, body_json, empty_response, error_response, json_response, route
 from lambdalab.awslambda.control import EventInvokeConfigSpec, LayerSpec
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
-    InvalidRequestContentException,
     LambdaApiError,
     ProvisionedConcurrencyConfigNotFoundException,
     ResourceNotFoundException,
@@ -34,54 +33,6 @@ from lambdalab.awslambda.models import LATEST, FunctionVersion, LambdaFunction, 
 from lambdalab.awslambda.service import LambdaService, function_spec_from_api, logging_config
 
 LOG = logging.getLogger(__name__)
-
-Handler = Callable[["LambdaApi", web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
-_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
-
-
-def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    compiled = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "/?$")
-
-    def register(fn: Handler) -> Handler:
-        _ROUTES.append((method, compiled, fn))
-        return fn
-
-    return register
-
-
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(data).encode(),
-        status=status,
-        content_type="application/json",
-        headers={"x-amzn-RequestId": str(uuid.uuid4()), **(headers or {})},
-    )
-
-
-def _empty(status: int) -> web.Response:
-    return web.Response(status=status, headers={"x-amzn-RequestId": str(uuid.uuid4())})
-
-
-def error_response(exc: LambdaApiError) -> web.Response:
-    return web.Response(
-        body=json.dumps(exc.body()).encode(),
-        status=exc.status,
-        content_type="application/json",
-        headers={"x-amzn-RequestId": str(uuid.uuid4()), "x-amzn-ErrorType": exc.code, **exc.headers},
-    )
-
-
-async def _body_json(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise InvalidRequestContentException("Could not parse request body into json") from None
-    if not isinstance(parsed, dict):
-        raise InvalidRequestContentException("Could not parse request body into json: expected an object")
-    return parsed
 
 
 def _int(body: dict[str, Any], key: str, minimum: int | None = None) -> int:
@@ -134,7 +85,7 @@ class LambdaApi:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.raw_path
-        for method, pattern, fn in _ROUTES:
+        for method, pattern, fn in ROUTES:
             if method != request.method:
                 continue
             match = pattern.match(path)
@@ -254,12 +205,12 @@ async def list_functions(api: LambdaApi, request: web.Request, p: dict[str, str]
     body: dict[str, Any] = {"Functions": page}
     if start + limit < len(configs):
         body["NextMarker"] = str(start + limit)
-    return _json(body)
+    return json_response(body)
 
 
 @route("POST", "/2015-03-31/functions")
 async def create_function(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     for key in ("FunctionName", "Role", "Code"):
         if key not in body:
             raise InvalidParameterValueException(f"1 validation error detected: '{key}' is required")
@@ -277,7 +228,7 @@ async def create_function(api: LambdaApi, request: web.Request, p: dict[str, str
     function = api.service.store.get(spec.name)
     if body.get("Publish"):
         api.service.publish_version(spec.name, body.get("Description", ""))
-    return _json(api.configuration(function, function.latest), status=201)
+    return json_response(api.configuration(function, function.latest), status=201)
 
 
 @route("GET", "/2015-03-31/functions/{name}")
@@ -293,19 +244,19 @@ async def get_function(api: LambdaApi, request: web.Request, p: dict[str, str]) 
         body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     if version.spec.tags:
         body["Tags"] = dict(version.spec.tags)
-    return _json(body)
+    return json_response(body)
 
 
 @route("GET", "/2015-03-31/functions/{name}/configuration")
 async def get_function_configuration(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function, qualifier = api.function_and_qualifier(p["name"], request)
     _, version = function.resolve(qualifier)
-    return _json(api.configuration(function, version))
+    return json_response(api.configuration(function, version))
 
 
 @route("PUT", "/2015-03-31/functions/{name}/configuration")
 async def update_function_configuration(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     changes: dict[str, Any] = {}
     if "Timeout" in body:
         changes["timeout_s"] = _int(body, "Timeout")
@@ -324,13 +275,13 @@ async def update_function_configuration(api: LambdaApi, request: web.Request, p:
         changes["logging"] = logging_config(body["LoggingConfig"])
     latest = api.service.update_function_configuration(p["name"], **changes)
     function = api.service.store.get(p["name"])
-    return _json(api.configuration(function, latest))
+    return json_response(api.configuration(function, latest))
 
 
 @route("DELETE", "/2015-03-31/functions/{name}")
 async def delete_function(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     api.service.delete_function(p["name"], request.query.get("Qualifier"))
-    return _empty(204)
+    return empty_response(204)
 
 
 # --- versions and aliases -----------------------------------------------------------------------------------------
@@ -338,17 +289,17 @@ async def delete_function(api: LambdaApi, request: web.Request, p: dict[str, str
 
 @route("POST", "/2015-03-31/functions/{name}/versions")
 async def publish_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     number = api.service.publish_version(p["name"], body.get("Description", ""))
     function = api.service.store.get(p["name"])
-    return _json(api.configuration(function, function.version(number)), status=201)
+    return json_response(api.configuration(function, function.version(number)), status=201)
 
 
 @route("GET", "/2015-03-31/functions/{name}/versions")
 async def list_versions(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function = api.service.store.get(p["name"])
     versions = [function.latest, *function.versions.values()]
-    return _json({"Versions": [api.configuration(function, v) for v in versions]})
+    return json_response({"Versions": [api.configuration(function, v) for v in versions]})
 
 
 def _alias_body(function: LambdaFunction, name: str) -> dict[str, Any]:
@@ -366,14 +317,14 @@ def _alias_body(function: LambdaFunction, name: str) -> dict[str, Any]:
 
 @route("POST", "/2015-03-31/functions/{name}/aliases")
 async def create_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     for key in ("Name", "FunctionVersion"):
         if key not in body:
             raise InvalidParameterValueException(f"1 validation error detected: '{key}' is required")
     if body.get("RoutingConfig"):
         raise InvalidParameterValueException("Weighted aliases (RoutingConfig) are not supported by the local cloud.")
     api.service.create_alias(p["name"], body["Name"], str(body["FunctionVersion"]), body.get("Description", ""))
-    return _json(_alias_body(api.service.store.get(p["name"]), body["Name"]), status=201)
+    return json_response(_alias_body(api.service.store.get(p["name"]), body["Name"]), status=201)
 
 
 @route("GET", "/2015-03-31/functions/{name}/aliases")
@@ -385,20 +336,20 @@ async def list_aliases(api: LambdaApi, request: web.Request, p: dict[str, str]) 
         for name, alias in sorted(function.aliases.items())
         if wanted is None or alias.function_version == wanted
     ]
-    return _json({"Aliases": aliases})
+    return json_response({"Aliases": aliases})
 
 
 @route("GET", "/2015-03-31/functions/{name}/aliases/{alias}")
 async def get_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    return _json(_alias_body(api.service.store.get(p["name"]), p["alias"]))
+    return json_response(_alias_body(api.service.store.get(p["name"]), p["alias"]))
 
 
 @route("PUT", "/2015-03-31/functions/{name}/aliases/{alias}")
 async def update_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     version = body.get("FunctionVersion")
     api.service.update_alias(p["name"], p["alias"], None if version is None else str(version), body.get("Description"))
-    return _json(_alias_body(api.service.store.get(p["name"]), p["alias"]))
+    return json_response(_alias_body(api.service.store.get(p["name"]), p["alias"]))
 
 
 @route("DELETE", "/2015-03-31/functions/{name}/aliases/{alias}")
@@ -406,7 +357,7 @@ async def delete_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) 
     function = api.service.store.get(p["name"])
     _alias_body(function, p["alias"])
     api.service.delete_alias(p["name"], p["alias"])
-    return _empty(204)
+    return empty_response(204)
 
 
 # --- concurrency ----------------------------------------------------------------------------------------------------
@@ -414,34 +365,34 @@ async def delete_alias(api: LambdaApi, request: web.Request, p: dict[str, str]) 
 
 @route("PUT", "/2017-10-31/functions/{name}/concurrency")
 async def put_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     reserved = _int(body, "ReservedConcurrentExecutions", minimum=0)
     api.service.put_function_concurrency(p["name"], reserved)
-    return _json({"ReservedConcurrentExecutions": reserved})
+    return json_response({"ReservedConcurrentExecutions": reserved})
 
 
 @route("GET", "/2019-09-30/functions/{name}/concurrency")
 async def get_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function = api.service.store.get(p["name"])
     reserved = api.service.reserved_concurrency(function.name)
-    return _json({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
+    return json_response({} if reserved is None else {"ReservedConcurrentExecutions": reserved})
 
 
 @route("DELETE", "/2017-10-31/functions/{name}/concurrency")
 async def delete_function_concurrency(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     api.service.delete_function_concurrency(p["name"])
-    return _empty(204)
+    return empty_response(204)
 
 
 @route("PUT", "/2019-09-30/functions/{name}/provisioned-concurrency")
 async def put_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     count = _int(body, "ProvisionedConcurrentExecutions", minimum=1)
     function, qualifier = api.function_and_qualifier(p["name"], request)
     if not qualifier:
         raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
     api.service.put_provisioned_concurrency(function.name, qualifier, count)
-    return _json(api.pc_config(function, qualifier), status=202)
+    return json_response(api.pc_config(function, qualifier), status=202)
 
 
 @route("GET", "/2019-09-30/functions/{name}/provisioned-concurrency")
@@ -451,10 +402,10 @@ async def get_provisioned(api: LambdaApi, request: web.Request, p: dict[str, str
         configs = []
         for q in sorted(api.service.provisioned_qualifiers(function.name)):
             configs.append({"FunctionArn": function.qualified_arn(q), **api.pc_config(function, q)})
-        return _json({"ProvisionedConcurrencyConfigs": configs})
+        return json_response({"ProvisionedConcurrencyConfigs": configs})
     if not qualifier:
         raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
-    return _json(api.pc_config(function, qualifier))
+    return json_response(api.pc_config(function, qualifier))
 
 
 @route("DELETE", "/2019-09-30/functions/{name}/provisioned-concurrency")
@@ -463,12 +414,12 @@ async def delete_provisioned(api: LambdaApi, request: web.Request, p: dict[str, 
     if not qualifier:
         raise InvalidParameterValueException("1 validation error detected: 'Qualifier' is required")
     api.service.delete_provisioned_concurrency(function.name, qualifier)
-    return _empty(204)
+    return empty_response(204)
 
 
 @route("GET", "/2016-08-19/account-settings")
 async def get_account_settings(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    return _json(api.service.account_settings())
+    return json_response(api.service.account_settings())
 
 
 # --- asynchronous invocation configuration --------------------------------------------------------------------------
@@ -495,7 +446,7 @@ def _event_invoke_body(api: LambdaApi, function: LambdaFunction, qualifier: str)
 
 
 async def _put_event_invoke(api: LambdaApi, request: web.Request, p: dict[str, str], merge: bool) -> web.Response:
-    body = await _body_json(request)
+    body = await body_json(request)
     function, qualifier = api.function_and_qualifier(p["name"], request)
     qualifier = qualifier or LATEST
     previous = function.event_invoke.get(qualifier)
@@ -515,7 +466,7 @@ async def _put_event_invoke(api: LambdaApi, request: web.Request, p: dict[str, s
         or (previous.on_failure if merge and previous else None),
     )
     api.service.put_event_invoke_config(spec)
-    return _json(_event_invoke_body(api, function, qualifier))
+    return json_response(_event_invoke_body(api, function, qualifier))
 
 
 @route("PUT", "/2019-09-25/functions/{name}/event-invoke-config")
@@ -531,14 +482,14 @@ async def update_event_invoke_config(api: LambdaApi, request: web.Request, p: di
 @route("GET", "/2019-09-25/functions/{name}/event-invoke-config")
 async def get_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function, qualifier = api.function_and_qualifier(p["name"], request)
-    return _json(_event_invoke_body(api, function, qualifier or LATEST))
+    return json_response(_event_invoke_body(api, function, qualifier or LATEST))
 
 
 @route("GET", "/2019-09-25/functions/{name}/event-invoke-config/list")
 async def list_event_invoke_configs(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function = api.service.store.get(p["name"])
     configs = [_event_invoke_body(api, function, q) for q in sorted(function.event_invoke)]
-    return _json({"FunctionEventInvokeConfigs": configs})
+    return json_response({"FunctionEventInvokeConfigs": configs})
 
 
 @route("DELETE", "/2019-09-25/functions/{name}/event-invoke-config")
@@ -546,7 +497,7 @@ async def delete_event_invoke_config(api: LambdaApi, request: web.Request, p: di
     function, qualifier = api.function_and_qualifier(p["name"], request)
     _event_invoke_body(api, function, qualifier or LATEST)
     api.service.delete_event_invoke_config(function.name, qualifier or LATEST)
-    return _empty(204)
+    return empty_response(204)
 
 
 # --- permissions (recorded, not enforced locally) -------------------------------------------------------------------
@@ -554,7 +505,7 @@ async def delete_event_invoke_config(api: LambdaApi, request: web.Request, p: di
 
 @route("POST", "/2015-03-31/functions/{name}/policy")
 async def add_permission(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     function = api.service.store.get(p["name"])
     statement = {
         "Sid": body.get("StatementId", str(uuid.uuid4())),
@@ -563,10 +514,8 @@ async def add_permission(api: LambdaApi, request: web.Request, p: dict[str, str]
         "Action": body.get("Action", "lambda:InvokeFunction"),
         "Resource": function.arn,
     }
-    return _json({"Statement": json.dumps(statement)}, status=201)
+    return json_response({"Statement": json.dumps(statement)}, status=201)
 
-
-from lambdalab.awslambda import esm_api  # noqa: E402, F401  (registers the event source mapping routes)
 
 # --- layers -------------------------------------------------------------------------------------------------------
 
@@ -590,7 +539,7 @@ def _layer_version(layer: LayerVersion) -> dict[str, Any]:
 
 @route("POST", "/2018-10-31/layers/{name}/versions")
 async def publish_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-    body = await _body_json(request)
+    body = await body_json(request)
     content = body.get("Content")
     if not isinstance(content, dict) or "ZipFile" not in content:
         raise InvalidParameterValueException(
@@ -608,21 +557,21 @@ async def publish_layer_version(api: LambdaApi, request: web.Request, p: dict[st
         license_info=body.get("LicenseInfo"),
     )
     layer = api.service.publish_layer_version(spec, target)
-    return _json(_layer_version(layer), status=201)
+    return json_response(_layer_version(layer), status=201)
 
 
 @route("GET", "/2018-10-31/layers/{name}/versions/{version}")
 async def get_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     if not p["version"].isdigit():
         raise InvalidParameterValueException(f"Invalid layer version {p['version']!r}")
-    return _json(_layer_version(api.service.layers.get(p["name"], int(p["version"]))))
+    return json_response(_layer_version(api.service.layers.get(p["name"], int(p["version"]))))
 
 
 @route("DELETE", "/2018-10-31/layers/{name}/versions/{version}")
 async def delete_layer_version(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     if p["version"].isdigit():
         api.service.layers.delete(p["name"], int(p["version"]))
-    return _empty(204)
+    return empty_response(204)
 
 
 @route("GET", "/2018-10-31/layers/{name}/versions")
@@ -630,16 +579,16 @@ async def list_layer_versions(api: LambdaApi, request: web.Request, p: dict[str,
     versions = [_layer_version(v) for v in api.service.layers.versions(p["name"])]
     for version in versions:
         version.pop("Content")
-    return _json({"LayerVersions": versions})
+    return json_response({"LayerVersions": versions})
 
 
 @route("GET", "/2018-10-31/layers")
 async def list_layers(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     if request.query.get("find") == "LayerVersion":  # GetLayerVersionByArn
-        return _json(_layer_version(api.service.layers.by_arn(request.query.get("Arn", ""))))
+        return json_response(_layer_version(api.service.layers.by_arn(request.query.get("Arn", ""))))
     layers = []
     for name in api.service.layers.names():
         newest = _layer_version(api.service.layers.versions(name)[0])
         newest.pop("Content")
         layers.append({"LayerName": name, "LayerArn": newest["LayerArn"], "LatestMatchingVersion": newest})
-    return _json({"Layers": layers})
+    return json_response({"Layers": layers})

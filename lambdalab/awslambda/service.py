@@ -49,7 +49,7 @@ from lambdalab.awslambda.models import (
     LayerVersion,
     split_function_name,
 )
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.outcome import InvocationResult, Outcome, Rejected
 from lambdalab.awslambda.policy import (
     Admitted,
     ConcurrencyPolicy,
@@ -68,6 +68,7 @@ from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.xray import TracePlan, plan_trace
+from lambdalab.sources.invoke import LambdaServiceInvoker
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,18 +98,6 @@ class InvokeOutcome:
     executed_version: str | None = None
     function_error: str | None = None  # "Unhandled" when the function failed
     log_result: str | None = None  # base64 of the log tail when LogType=Tail
-
-
-@dataclass(frozen=True)
-class InvocationResult:
-    """One attempt, typed: how it ended, its record, the environment's answer (None when it never ran) and, when
-    throttled, the policy's decision unchanged (its reason and Retry-After reach the 429 as they were decided)."""
-
-    outcome: Outcome
-    record: InvocationRecord
-    result: InvokeResult | None = None
-    throttle: Throttled | None = None
-    init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
 
 
 class Telemetry(Protocol):
@@ -198,7 +187,19 @@ class LambdaService:
         self._concurrency_pending = False
         self._stopping = False
         self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
-        self.event_sources = EventSourceMappings(self, clocks)  # SQS event source mappings and their pollers
+        # SQS queue and stream mappings and their pollers: they reach functions through this service's typed internal
+        # invoke (and its function ARNs), never its stores or the HTTP-shaped invoke.
+        self.event_sources = EventSourceMappings(
+            self,
+            clocks,
+            region=config.region,
+            account_id=config.account_id,
+            endpoint_url=config.endpoint_url,
+            time_scale=config.time_scale,
+            spawn_task=self._spawn_task,
+            sender=_EventSender(self),
+            stream_invoker=LambdaServiceInvoker(self),
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -217,6 +218,11 @@ class LambdaService:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.leases.stop()
+
+    def clock_moved(self) -> None:
+        """The monotonic clock jumped (a virtual clock advanced): the async dispatcher looks at the queue again
+        instead of sleeping out the time it computed before."""
+        self._queue_wakeup.set()
 
     def _spawn_task(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -501,13 +507,7 @@ class LambdaService:
                 f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
                 "Member must satisfy enum value set: [Tail, None]"
             )
-        function = self.store.get(function_name)
-        _, embedded_qualifier = split_function_name(function_name)
-        if embedded_qualifier and qualifier and embedded_qualifier != qualifier:
-            raise InvalidParameterValueException(
-                "The derived qualifier from the function name does not match the specified qualifier."
-            )
-        as_invoked, version = function.resolve(qualifier or embedded_qualifier)
+        function, as_invoked, version = self._resolve(function_name, qualifier)
         payload = self.validate_payload(payload, invocation_type)
         request_id = str(uuid.uuid4())
         if invocation_type == "DryRun":
@@ -519,6 +519,48 @@ class LambdaService:
             return InvokeOutcome(202, b"", request_id)
         attempt = _Attempt(request_id, function, as_invoked, version, invocation_type, received_at, trace_header)
         return self._sync_outcome(await self._run(attempt, payload, client_context), log_type)
+
+    async def invoke_internal(self, function_arn: str, payload: bytes) -> InvocationResult | Rejected:
+        """A RequestResponse invocation from inside Lambda (an event source mapping): the typed result, or why Lambda
+        rejected the request before any attempt. The same path as `invoke` without the HTTP shapes."""
+        received_at = self.epoch.now()
+        try:
+            function, as_invoked, version = self._resolve(function_arn, None)
+            payload = self.validate_payload(payload, "RequestResponse")
+        except LambdaApiError as exc:
+            return Rejected(exc.code, exc.message, exc.status)
+        attempt = _Attempt(str(uuid.uuid4()), function, as_invoked, version, "RequestResponse", received_at, None)
+        return await self._run(attempt, payload)
+
+    def _resolve(self, function_name: str, qualifier: str | None) -> tuple[LambdaFunction, str, FunctionVersion]:
+        """(the function, the qualifier as invoked, the version that runs), or the Lambda API's error."""
+        function = self.store.get(function_name)
+        _, embedded_qualifier = split_function_name(function_name)
+        if embedded_qualifier and qualifier and embedded_qualifier != qualifier:
+            raise InvalidParameterValueException(
+                "The derived qualifier from the function name does not match the specified qualifier."
+            )
+        as_invoked, version = function.resolve(qualifier or embedded_qualifier)
+        return function, as_invoked, version
+
+    def mapping_function_arn(self, function_name: str) -> str:
+        """The ARN a mapping targets (qualified when the name is); an unknown function, version or alias is
+        ResourceNotFoundException."""
+        function = self.store.get(function_name)
+        _, qualifier = split_function_name(function_name)
+        function.resolve(qualifier)
+        return function.qualified_arn(qualifier)
+
+    def check_function(self, function_name: str) -> None:
+        """ResourceNotFoundException unless the function (the name part) exists."""
+        self.store.get(function_name)
+
+    def function_role(self, function_name: str) -> str:
+        """The execution role of $LATEST ("" when the function is unknown)."""
+        try:
+            return self.store.get(function_name).latest.spec.role
+        except LambdaApiError:
+            return ""
 
     def _sync_outcome(self, run: InvocationResult, log_type: str) -> InvokeOutcome:
         record, result = run.record, run.result
@@ -925,6 +967,20 @@ class LambdaService:
             },
             "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": len(self.store.all())},
         }
+
+
+class _EventSender:
+    """The Sender (lambdalab.sources.invoke) over the service's `event_sender`: delivery to SQS, SNS, buses and
+    functions, wired in by the composition root."""
+
+    def __init__(self, service: LambdaService) -> None:
+        self._service = service
+
+    async def send(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
+        sender = self._service.event_sender
+        if sender is None:
+            raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
+        await sender(target_arn, body, attributes)
 
 
 class ThreadSafeControl:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,20 +28,17 @@ from lambdalab.awslambda.esm import (
 )
 from lambdalab.awslambda.exceptions import (
     InvalidParameterValueException,
-    LambdaApiError,
+    LocalCapacityException,
     ResourceConflictException,
     ResourceNotFoundException,
-    TooManyRequestsException,
 )
 from lambdalab.awslambda.models import split_function_name
+from lambdalab.awslambda.outcome import Invoker, Outcome, Rejected
 from lambdalab.clock import Clocks
 from lambdalab.sources import esm_metrics
 from lambdalab.sources.esm_metrics import EsmMetrics
-from lambdalab.sources.invoke import LambdaServiceInvoker, SyncInvoker
+from lambdalab.sources.invoke import Sender, SyncInvoker
 from lambdalab.sources.streams import StreamRuntime, stream_reader
-
-if TYPE_CHECKING:
-    from lambdalab.awslambda.service import LambdaService
 
 LOG = logging.getLogger(__name__)
 
@@ -173,30 +169,48 @@ def failed_item_ids(body: bytes, message_ids: set[str]) -> set[str] | None:
     return ids
 
 
-class _ServiceSender:
-    """Sender over the service's `event_sender` (the local cloud's delivery to SQS, SNS, buses and functions)."""
+class LambdaFunctions(Invoker, Protocol):
+    """What the mappings need of the Lambda service: the typed internal invoke and its functions' names."""
 
-    def __init__(self, service: LambdaService) -> None:
-        self._service = service
+    def mapping_function_arn(self, function_name: str) -> str:
+        """The ARN a mapping targets; ResourceNotFoundException for an unknown function, version or alias."""
+        ...
 
-    async def send(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
-        sender = self._service.event_sender
-        if sender is None:
-            raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
-        await sender(target_arn, body, attributes)
+    def check_function(self, function_name: str) -> None:
+        """ResourceNotFoundException unless the function exists."""
+        ...
+
+    def function_role(self, function_name: str) -> str: ...
 
 
 class EventSourceMappings:
     """The account's event source mappings and their pollers. Methods run on the service's event loop unless noted."""
 
-    def __init__(self, service: LambdaService, clocks: Clocks) -> None:
-        self.service = service
+    def __init__(
+        self,
+        functions: LambdaFunctions,
+        clocks: Clocks,
+        *,
+        region: str,
+        account_id: str,
+        endpoint_url: str,
+        time_scale: float,
+        spawn_task: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
+        sender: Sender,
+        stream_invoker: SyncInvoker,
+    ) -> None:
+        self.functions = functions
         self.clock = clocks.monotonic  # scaling, batching windows
         self.epoch = clocks.epoch  # LastModified
-        self.sqs_endpoint_url = service.config.endpoint_url  # the local cloud points this at moto (SQS, Kinesis)
+        self.region = region
+        self.account_id = account_id
+        self.time_scale = time_scale
+        self._spawn_task = spawn_task  # the Lambda service's: it cancels what is left at its stop
+        self._sender = sender  # destinations of stream mappings
+        self.sqs_endpoint_url = endpoint_url  # the local cloud points this at moto (SQS, Kinesis)
         self.source_endpoint_urls: dict[str, str] = {}  # source kind ("dynamodb") → its own endpoint, if not moto's
         self.metrics: EsmMetrics | None = None  # MetricsConfig EventCount metrics and IteratorAge, when wired
-        self.stream_invoker: SyncInvoker | None = None  # how stream mappings invoke; defaults to the service
+        self.stream_invoker = stream_invoker  # how stream mappings invoke
         self._runtimes: dict[str, _Runtime | StreamRuntime] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -207,7 +221,7 @@ class EventSourceMappings:
 
     def _sqs(self) -> Any:
         if self._client is None:
-            self._client = local_session(self.service.config.region).client(
+            self._client = local_session(self.region).client(
                 "sqs",
                 endpoint_url=self.sqs_endpoint_url,
                 config=Config(
@@ -226,7 +240,7 @@ class EventSourceMappings:
         that does not exist. Blocking."""
         kind = source_kind(queue_arn)
         if kind.is_stream:
-            reader = stream_reader(kind.value, queue_arn, self._endpoint_of(kind.value), self.service.config.region, "")
+            reader = stream_reader(kind.value, queue_arn, self._endpoint_of(kind.value), self.region, "")
             try:
                 reader.shards()
             except Exception:
@@ -277,10 +291,7 @@ class EventSourceMappings:
     # --- control --------------------------------------------------------------------------------------------------
 
     def _function_arn(self, function_name: str) -> str:
-        function = self.service.store.get(function_name)
-        _, qualifier = split_function_name(function_name)
-        function.resolve(qualifier)  # an unknown version or alias is ResourceNotFoundException
-        return function.qualified_arn(qualifier)
+        return self.functions.mapping_function_arn(function_name)  # unknown version or alias: ResourceNotFound
 
     def check(self, body: dict[str, Any], lenient: bool = False) -> tuple[str, str, MappingSettings]:
         """Validate a CreateEventSourceMapping request (lenient: CloudFormation properties), all but the source's
@@ -318,15 +329,15 @@ class EventSourceMappings:
             event_source_arn=source,
             function_arn=function_arn,
             settings=settings,
-            region=self.service.config.region,
-            account_id=self.service.config.account_id,
+            region=self.region,
+            account_id=self.account_id,
             last_modified=self.epoch.now(),
         )
         runtime: _Runtime | StreamRuntime
         if settings.source.is_stream:
             runtime = self._stream_runtime(mapping)
         else:
-            scaling = SqsScaling(self.clock, settings.maximum_concurrency, self.service.config.time_scale)
+            scaling = SqsScaling(self.clock, settings.maximum_concurrency, self.time_scale)
             runtime = _Runtime(mapping, url, scaling)
         self._runtimes[mapping.uuid] = runtime
         LOG.info("event source mapping %s: %s -> %s (%s)", mapping.uuid, source, function_arn, settings)
@@ -345,24 +356,22 @@ class EventSourceMappings:
 
     def _stream_runtime(self, mapping: EventSourceMapping) -> StreamRuntime:
         function_name, _ = split_function_name(mapping.function_arn)
-        role = ""
-        with contextlib.suppress(LambdaApiError):
-            role = self.service.store.get(function_name).latest.spec.role
+        role = self.functions.function_role(function_name)
         reader = stream_reader(
             mapping.settings.source.value,
             mapping.event_source_arn,
             self._endpoint_of(mapping.settings.source.value),
-            self.service.config.region,
+            self.region,
             role,
         )
         return StreamRuntime(
             mapping,
             reader,
-            self.stream_invoker or LambdaServiceInvoker(self.service),
+            self.stream_invoker,
             blocking=self._blocking,
             clock=self.clock,
-            time_scale=self.service.config.time_scale,
-            sender=_ServiceSender(self.service),
+            time_scale=self.time_scale,
+            sender=self._sender,
             metrics=self.metrics,
             function_name=function_name,
         )
@@ -397,7 +406,7 @@ class EventSourceMappings:
             mappings = [m for m in mappings if m.event_source_arn == event_source_arn]
         if function_name:
             name, qualifier = split_function_name(function_name)
-            self.service.store.get(name)  # an unknown function is ResourceNotFoundException, as on AWS
+            self.functions.check_function(name)  # an unknown function is ResourceNotFoundException, as on AWS
             mappings = [
                 m
                 for m in mappings
@@ -452,10 +461,7 @@ class EventSourceMappings:
         if self._loop is None:  # not started yet: start() picks enabled mappings up
             coro.close()
             return None
-        task = self._loop.create_task(coro, name=name)
-        self.service._tasks.add(task)
-        task.add_done_callback(self.service._tasks.discard)
-        return task
+        return self._spawn_task(coro, name)
 
     def _later(self, runtime: _Runtime | StreamRuntime, state: MappingState) -> None:
         async def settle() -> None:
@@ -627,20 +633,23 @@ class EventSourceMappings:
         stats.batches += 1
         payload = json.dumps(event).encode()
         self._count(runtime, esm_metrics.INVOKED, len(messages))
-        try:
-            outcome = await self.service.invoke(mapping.function_arn, None, payload)
-        except TooManyRequestsException:
+        run = await self.functions.invoke_internal(mapping.function_arn, payload)
+        if isinstance(run, Rejected) or run.outcome is Outcome.LOCAL_ERROR:
+            if isinstance(run, Rejected):
+                code, message = run.code, run.message
+            else:
+                code, message = LocalCapacityException.code, run.record.error_message or ""
+            stats.other_errors += 1
+            self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
+            LOG.warning("event source mapping %s: invoke failed: %s: %s", mapping.uuid, code, message)
+            await asyncio.sleep(ERROR_BACKOFF_S)
+            return
+        if run.throttle is not None:
             stats.throttles += 1  # the batch stays in flight and reappears after the visibility timeout
             self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
             await asyncio.sleep(THROTTLE_BACKOFF_S)
             return
-        except LambdaApiError as exc:
-            stats.other_errors += 1
-            self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
-            LOG.warning("event source mapping %s: invoke failed: %s: %s", mapping.uuid, exc.code, exc.message)
-            await asyncio.sleep(ERROR_BACKOFF_S)
-            return
-        if outcome.function_error is not None:
+        if run.outcome is not Outcome.SUCCESS or run.result is None:
             stats.function_errors += 1  # the whole batch returns to the queue
             self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))
             return
@@ -648,7 +657,7 @@ class EventSourceMappings:
         keep: set[str] = set()
         if mapping.settings.report_batch_item_failures:
             ids = {m["MessageId"] for m in messages}
-            failed = failed_item_ids(outcome.body, ids)
+            failed = failed_item_ids(run.result.body, ids)
             if failed is None:
                 stats.function_errors += 1
                 self._count(runtime, esm_metrics.FAILED_INVOKE, len(messages))

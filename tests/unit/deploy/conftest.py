@@ -102,6 +102,9 @@ class RecordingLambdaControl:
         self.calls.append(("publish_layer_version", spec.name))
         return arn
 
+    def create_event_source_mapping(self, properties: dict[str, Any]) -> str:
+        raise NotImplementedError("this control runs no event source mappings")
+
 
 @dataclass
 class MappingLambdaControl(RecordingLambdaControl):
