@@ -6,6 +6,7 @@ compares equal to the member (`"throttled" == Outcome.THROTTLED`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -39,6 +40,15 @@ class InvocationResult:
     result: InvokeResult | None = None
     throttle: Throttled | None = None
     init_logs: str = ""  # a failed INIT's log lines (the Invoke API's tail shows them)
+
+    def body(self) -> bytes:
+        """The Invoke API's payload: the function's answer, or Lambda's error JSON when none came (INIT error)."""
+        if self.result is not None:
+            return self.result.body
+        record = self.record
+        return json.dumps(
+            {"errorMessage": record.error_message or "", "errorType": record.error_type or "Unhandled"}
+        ).encode()
 
 
 @dataclass(frozen=True)

@@ -573,7 +573,7 @@ class LambdaService:
             refusal.request_id = record.request_id
             refusal.headers["x-amzn-RequestId"] = record.request_id
             raise refusal
-        body = result.body if result is not None else _error_body(record.error_type, record.error_message)
+        body = run.body()
         function_error = None if run.outcome is Outcome.SUCCESS else "Unhandled"
         log_result = None
         if log_type == "Tail":  # the last 4 KB of what the call wrote to its log stream
@@ -927,7 +927,7 @@ class LambdaService:
         elif run.outcome is Outcome.SUCCESS:
             disposition = self.queue.on_success(event, result.body if result else None, record.version)
         else:
-            body = result.body if result is not None else _error_body(record.error_type, record.error_message)
+            body = run.body()
             disposition = self.queue.on_function_error(
                 event,
                 record.error_type or "Unhandled",
@@ -1051,10 +1051,6 @@ _OUTCOMES = {
     InvokeStatus.CRASH: Outcome.CRASH,
     InvokeStatus.LOCAL_ERROR: Outcome.LOCAL_ERROR,
 }
-
-
-def _error_body(error_type: str | None, message: str | None) -> bytes:
-    return json.dumps({"errorMessage": message or "", "errorType": error_type or "Unhandled"}).encode()
 
 
 def _error_message(body: bytes) -> str | None:

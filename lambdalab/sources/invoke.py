@@ -16,6 +16,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from lambdalab.awslambda.outcome import Outcome, Rejected
+
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -60,7 +62,8 @@ class Sender(Protocol):
 
 
 class LambdaServiceInvoker:
-    """Both invoker protocols over lambdalab.awslambda.service.LambdaService (its `invoke`)."""
+    """Both invoker protocols over lambdalab.awslambda.service.LambdaService: asynchronous ones through its Invoke
+    API behaviour (`invoke`, InvocationType Event), synchronous ones through its typed `invoke_internal`."""
 
     def __init__(self, service: Any) -> None:
         self._service = service
@@ -81,8 +84,17 @@ class LambdaServiceInvoker:
         await self._invoke(function_arn, payload, "Event", trace_header)
 
     async def invoke_sync(self, function_arn: str, payload: bytes) -> SyncResult:
-        outcome = await self._invoke(function_arn, payload, "RequestResponse", None)
-        return SyncResult(outcome.body, outcome.function_error, outcome.executed_version, outcome.request_id)
+        """Through the service's typed `invoke_internal`: a refusal is a value there, an InvokeRefused here."""
+        run = await self._service.invoke_internal(function_arn, payload)
+        if isinstance(run, Rejected):
+            raise InvokeRefused(run.code, run.message, status=run.status)
+        if run.throttle is not None:
+            raise InvokeRefused("TooManyRequestsException", "Rate Exceeded.", status=429, throttled=True)
+        if run.outcome is Outcome.LOCAL_ERROR:
+            message = run.record.error_message or "lambdalab: this machine could not run the call"
+            raise InvokeRefused("LambdalabLocalCapacityException", message, status=503)
+        function_error = None if run.outcome is Outcome.SUCCESS else "Unhandled"
+        return SyncResult(run.body(), function_error, run.record.version, run.record.request_id)
 
 
 class LoopBridge:
