@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lambdalab.autoscaling.runner import ActivityStore, Autoscaler, ScalingActivitiesApi
+from lambdalab.autoscaling.runner import ActivityStore, Autoscaler, ProvisionedConcurrency, ScalingActivitiesApi
 from lambdalab.awsclients import local_client
 from lambdalab.clock import EpochClock
 from lambdalab.gateway import Route
@@ -40,7 +40,7 @@ class CapacityServices:
         response: web.StreamResponse = await self._proxy(request, None)
         return response
 
-    def start(self, gateway_url: str, lambda_service: Any) -> None:
+    def start(self, gateway_url: str, lambda_service: ProvisionedConcurrency) -> None:
         self.autoscaler = Autoscaler(
             EpochClock(),
             time_scale=self.time_scale,

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from botocore.exceptions import ClientError
@@ -131,6 +131,15 @@ def _error(error_type: str, message: str) -> web.Response:
     return web.Response(status=400, body=body, content_type="application/x-amz-json-1.1")
 
 
+class ProvisionedConcurrency(Protocol):
+    """What autoscaling uses of the Lambda service (lambdalab.awslambda.service.LambdaService): the provisioned
+    concurrency of an alias or version, read and set as the Lambda API does, never its stores."""
+
+    def provisioned_concurrency(self, function_name: str, qualifier: str) -> int | None: ...
+
+    def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None: ...
+
+
 class Autoscaler:
     """An asyncio task on the cloud's loop; boto3 calls run in threads. ``clock`` is epoch time (period alignment)."""
 
@@ -142,7 +151,7 @@ class Autoscaler:
         aas: Any,  # boto3 application-autoscaling client (moto)
         cloudwatch: Any,  # boto3 cloudwatch client (moto)
         dynamodb: Any,  # boto3 dynamodb client at the gateway, so the meter sees UpdateTable
-        lambda_service: Any | None,
+        lambda_service: ProvisionedConcurrency | None,
         store: ActivityStore,
         lag_periods: float = 1.2,
     ) -> None:
@@ -153,7 +162,7 @@ class Autoscaler:
         self._aas = aas
         self._cloudwatch = cloudwatch
         self._dynamodb = dynamodb
-        self.service = lambda_service
+        self.service = lambda_service  # reads and sets provisioned concurrency only, on the loop
         self.store = store
         self.policies: dict[str, TrackedPolicy] = {}
         self._task: asyncio.Task[None] | None = None
