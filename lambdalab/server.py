@@ -27,6 +27,7 @@ from lambdalab.apigateway.http_api import (
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
+from lambdalab.awslambda.destinations import Destinations
 from lambdalab.awslambda.environments import ProcessHost
 from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.responses import LambdaApi
@@ -214,6 +215,7 @@ class LocalCloud:
         await self.dynamodb.wait_ready()
         dynamodb.url = self.dynamodb.url
         limits = Limits(account_concurrency=config.account_concurrency, keep_alive_s=config.keep_alive_s)
+        esm_metrics = EsmMetrics(self.clocks.epoch, time_scale=config.time_scale)  # mappings' MetricsConfig
         self.service = LambdaService(
             self.host,
             ServiceConfig(
@@ -225,16 +227,22 @@ class LocalCloud:
                 xray_daemon_address=self.telemetry.daemon.address,
                 # Functions' table calls go straight to the DynamoDB process, not through the gateway.
                 service_endpoints={"dynamodb": self.dynamodb.url, "dynamodb_streams": self.dynamodb.url},
+                # pollers reach SQS (and Kinesis) in moto directly, not via the gateway; table streams live in the
+                # DynamoDB process
+                source_endpoints={"sqs": self.moto.url, "dynamodb": self.dynamodb.url},
             ),
             self.telemetry,
             clocks=self.clocks,
+            esm_metrics=esm_metrics,
         )
-        self.service.event_sender = self._send_event
+        service = self.service
+        # Async destinations and DLQs: queues, topics and buses in moto; a function target is invoked asynchronously.
+        self.service.event_sender = Destinations(
+            self.moto.url, lambda arn, body: service.invoke(arn, None, body, invocation_type="Event")
+        ).send
         speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
         make_moto_sqs_thread_safe()  # moto's DeleteMessage and a concurrent SendMessage could lose the message
-        self.service.event_sources.sqs_endpoint_url = self.moto.url  # pollers reach SQS directly, not via the gateway
-        self.service.event_sources.source_endpoint_urls["dynamodb"] = self.dynamodb.url  # table streams live there
-        self._wire_sources()
+        self._wire_sources(esm_metrics)
         await self.service.start()
         capacity.start(self._url, self.service)
         self._closers.insert(0, capacity.stop)
@@ -245,15 +253,12 @@ class LocalCloud:
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
-    def _wire_sources(self) -> None:
+    def _wire_sources(self, esm_metrics: EsmMetrics) -> None:
         """Event sources: stream mappings invoke synchronously and SNS, EventBridge, Scheduler and S3 asynchronously,
         all through the Lambda service's invoke (lambdalab.sources.invoke's adapter); ESM metrics to CloudWatch."""
         assert self.service is not None
         config = self.config
-        invoker = LambdaServiceInvoker(self.service)
-        self.service.event_sources.stream_invoker = invoker
-        esm_metrics = EsmMetrics(self.clocks.epoch, time_scale=config.time_scale)
-        self.service.event_sources.metrics = esm_metrics
+        invoker = LambdaServiceInvoker(self.service)  # stream mappings have the service's own, the same adapter
         publisher = MetricsPublisher(
             esm_metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
             local_client("cloudwatch", self.moto.url, config.region),
@@ -310,44 +315,6 @@ class LocalCloud:
             if rules:
                 self.telemetry.use_sampling_rules(rules)
         return stack
-
-    async def _send_event(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
-        """Deliver an async invocation record or DLQ message to an SQS queue, SNS topic, Lambda function or bus."""
-        parts = target_arn.split(":")
-        service = parts[2] if len(parts) > 5 else ""
-        if service == "lambda":
-            assert self.service is not None
-            await self.service.invoke(target_arn, None, body, invocation_type="Event")
-            return
-        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
-
-        def send() -> None:
-            if service == "sqs":
-                sqs = local_client("sqs", self.moto.url, parts[3])
-                url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-                kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body.decode()}
-                if message_attributes:
-                    kwargs["MessageAttributes"] = message_attributes
-                sqs.send_message(**kwargs)
-            elif service == "sns":
-                local_client("sns", self.moto.url, parts[3]).publish(
-                    TopicArn=target_arn, Message=body.decode(), MessageAttributes=message_attributes
-                )
-            elif service == "events":
-                local_client("events", self.moto.url, parts[3]).put_events(
-                    Entries=[
-                        {
-                            "EventBusName": target_arn,
-                            "Source": "lambda",
-                            "DetailType": "Lambda Function Invocation Result",
-                            "Detail": body.decode(),
-                        }
-                    ]
-                )
-            else:
-                raise ValueError(f"unsupported destination {target_arn}")
-
-        await asyncio.to_thread(send)
 
     async def _cloudformation(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()

@@ -68,6 +68,7 @@ from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.xray import TracePlan, plan_trace
+from lambdalab.sources.esm_metrics import EsmMetrics
 from lambdalab.sources.invoke import LambdaServiceInvoker
 
 LOG = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class ServiceConfig:
     reap_interval_s: float = 5.0
     xray_daemon_address: str | None = None
     service_endpoints: dict[str, str] = field(default_factory=dict)  # handed to functions as AWS_ENDPOINT_URL_<ID>
+    # Where event source mappings reach their sources, when not at endpoint_url: "sqs" (queues and Kinesis streams:
+    # moto, directly) and a source kind's own ("dynamodb": the DynamoDB process, for table streams).
+    source_endpoints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class LambdaService:
         telemetry: Telemetry | None = None,
         *,
         clocks: Clocks | None = None,
+        esm_metrics: EsmMetrics | None = None,
     ) -> None:
         self.config = config
         self.host = host
@@ -194,9 +199,11 @@ class LambdaService:
             clocks,
             region=config.region,
             account_id=config.account_id,
-            endpoint_url=config.endpoint_url,
+            endpoint_url=config.source_endpoints.get("sqs", config.endpoint_url),
+            source_endpoints={k: v for k, v in config.source_endpoints.items() if k != "sqs"},
             time_scale=config.time_scale,
             spawn_task=self._spawn_task,
+            metrics=esm_metrics,
             sender=_EventSender(self),
             stream_invoker=LambdaServiceInvoker(self),
         )

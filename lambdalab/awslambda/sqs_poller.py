@@ -194,10 +194,12 @@ class EventSourceMappings:
         region: str,
         account_id: str,
         endpoint_url: str,
+        source_endpoints: dict[str, str] | None = None,
         time_scale: float,
         spawn_task: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
         sender: Sender,
         stream_invoker: SyncInvoker,
+        metrics: EsmMetrics | None = None,
     ) -> None:
         self.functions = functions
         self.clock = clocks.monotonic  # scaling, batching windows
@@ -208,8 +210,9 @@ class EventSourceMappings:
         self._spawn_task = spawn_task  # the Lambda service's: it cancels what is left at its stop
         self._sender = sender  # destinations of stream mappings
         self.sqs_endpoint_url = endpoint_url  # the local cloud points this at moto (SQS, Kinesis)
-        self.source_endpoint_urls: dict[str, str] = {}  # source kind ("dynamodb") → its own endpoint, if not moto's
-        self.metrics: EsmMetrics | None = None  # MetricsConfig EventCount metrics and IteratorAge, when wired
+        # source kind ("dynamodb") → its own endpoint, if not moto's
+        self.source_endpoint_urls: dict[str, str] = dict(source_endpoints or {})
+        self.metrics = metrics  # MetricsConfig EventCount metrics and IteratorAge, when wired
         self.stream_invoker = stream_invoker  # how stream mappings invoke
         self._runtimes: dict[str, _Runtime | StreamRuntime] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
