@@ -1,6 +1,6 @@
 """The invocation lifecycle as a sans-IO state machine: events in, commands out; every decision made by the policy.
 
-What the Lambda service sequences around the pure policy (service.py `_run`, `_run_admitted`, `_prewarm`, the
+What the Lambda service sequences around the pure policy (service.py `_run`, leases.py `acquire` and `prewarm`, the
 reaper and the async dispatcher), written once so that any host can drive it: the simulator's discrete-event loop
 (lambdalab/simulate/) does today, and the asyncio service can. It performs no I/O and reads no clock of its own:
 time comes from the policy's injected clock.

@@ -1,8 +1,9 @@
 """The local Lambda service: functions, invocations and the concurrency policy, driving execution environments.
 
-Everything here runs on one asyncio event loop. The pure policy (policy.py, asyncq.py) decides; this module acts:
-it spawns and kills environment processes, hands events to them, and reports each invocation to the observers.
-Calls from other threads (the deployer) go through `ThreadSafeControl`.
+Everything here runs on one asyncio event loop. The pure policy (policy.py, asyncq.py) decides; this module acts
+through its leases (leases.py: admit, start, release or discard an environment on an `EnvironmentHost`), hands
+events to the environments, and reports each invocation to the observers. Calls from other threads (the deployer) go
+through `ThreadSafeControl`. docs/ARCHITECTURE.md draws the layers, the owners of state and the invoke path.
 """
 
 from __future__ import annotations
