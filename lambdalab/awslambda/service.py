@@ -563,6 +563,13 @@ class LambdaService:
         """ResourceNotFoundException unless the function (the name part) exists."""
         self.store.get(function_name)
 
+    def function_timeout_s(self, function_name: str) -> int:
+        """The timeout of the version or alias a (possibly qualified) function name resolves to."""
+        function = self.store.get(function_name)
+        _, qualifier = split_function_name(function_name)
+        _, version = function.resolve(qualifier)
+        return int(version.spec.timeout_s)
+
     def function_role(self, function_name: str) -> str:
         """The execution role of $LATEST ("" when the function is unknown)."""
         try:

@@ -182,6 +182,10 @@ class LambdaFunctions(Invoker, Protocol):
 
     def function_role(self, function_name: str) -> str: ...
 
+    def function_timeout_s(self, function_name: str) -> int:
+        """The timeout of the version or alias the (possibly qualified) name resolves to."""
+        ...
+
 
 class EventSourceMappings:
     """The account's event source mappings and their pollers. Methods run on the service's event loop unless noted."""
@@ -215,6 +219,7 @@ class EventSourceMappings:
         self.metrics = metrics  # MetricsConfig EventCount metrics and IteratorAge, when wired
         self.stream_invoker = stream_invoker  # how stream mappings invoke
         self._runtimes: dict[str, _Runtime | StreamRuntime] = {}
+        self._visibility_timeouts: dict[str, int] = {}  # queue URL -> seconds, read when the queue was resolved
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._client: Any = None
@@ -251,7 +256,12 @@ class EventSourceMappings:
             return queue_arn
         _, account, name = _queue_name(queue_arn)
         try:
-            return str(self._sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+            url = str(self._sqs().get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+            attributes = self._sqs().get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+            visibility = attributes.get("Attributes", {}).get("VisibilityTimeout")
+            if visibility is not None:
+                self._visibility_timeouts[url] = int(visibility)
+            return url
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if "NonExistentQueue" in code or code == "QueueDoesNotExist":
@@ -327,6 +337,12 @@ class EventSourceMappings:
         loop unless the source is reached directly)."""
         source, function_arn, settings = self.check(body, lenient)
         url = queue_url if queue_url is not None else self.resolve_queue(source)
+        visibility = self._visibility_timeouts.get(url) if settings.source is SourceKind.SQS else None
+        timeout = self.functions.function_timeout_s(str(body["FunctionName"]))
+        if visibility is not None and visibility < timeout:  # as Lambda refuses it (and CloudFormation with it)
+            raise InvalidParameterValueException(
+                f"Queue visibility timeout: {visibility} seconds is less than Function timeout: {timeout} seconds"
+            )
         mapping = EventSourceMapping(
             uuid=new_uuid(),
             event_source_arn=source,

@@ -237,6 +237,14 @@ def test_bad_input_gets_aws_shaped_errors(cloud: RunningCloud, out: dict[str, st
     assert code == "ResourceNotFoundException"
     code, _ = _error(lam.delete_event_source_mapping, UUID="00000000-0000-4000-8000-000000000000")
     assert code == "ResourceNotFoundException"
+    # A queue whose visibility timeout is below the function's timeout (2 s) is refused, as Lambda refuses it
+    sqs = cloud.client("sqs")
+    short_url = sqs.create_queue(QueueName="short-visibility", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    short_arn = sqs.get_queue_attributes(QueueUrl=short_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    code, message = _error(lam.create_event_source_mapping, EventSourceArn=short_arn, FunctionName=fn)
+    assert code == "InvalidParameterValueException"
+    assert message == "Queue visibility timeout: 1 seconds is less than Function timeout: 2 seconds"
+    assert lam.list_event_source_mappings(EventSourceArn=short_arn)["EventSourceMappings"] == []
     # A second mapping of the same queue to the same function conflicts.
     chaos = lam.list_event_source_mappings(FunctionName=out["ChaosName"])["EventSourceMappings"][0]
     code, message = _error(
