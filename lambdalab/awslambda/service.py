@@ -66,7 +66,7 @@ from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_in
 from lambdalab.awslambda.sqs_poller import EventSourceMappings
 from lambdalab.clock import Clocks
 from lambdalab.logs.function import LoggingConfig
-from lambdalab.observe.metrics import ConcurrencySnapshot, ProvisionedState
+from lambdalab.observe.metrics import AsyncMetricEvent, AsyncMetricKind, ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.xray import TracePlan, plan_trace
 from lambdalab.sources.esm_metrics import EsmMetrics
@@ -116,6 +116,8 @@ class Telemetry(Protocol):
 
     def concurrency(self, snapshot: ConcurrencySnapshot) -> None: ...
 
+    def async_event(self, event: AsyncMetricEvent) -> None: ...
+
 
 class NullTelemetry:
     """Reports nowhere; traces are still planned so environments get a well-formed header."""
@@ -130,6 +132,9 @@ class NullTelemetry:
         pass
 
     def concurrency(self, snapshot: ConcurrencySnapshot) -> None:
+        pass
+
+    def async_event(self, event: AsyncMetricEvent) -> None:
         pass
 
 
@@ -894,6 +899,8 @@ class LambdaService:
             accepted_epoch=received_at,
         )
         self.queue.accept(event)
+        received = AsyncMetricEvent(AsyncMetricKind.RECEIVED, function.name, event.qualifier, received_at)
+        self.telemetry.async_event(received)
         self._queue_wakeup.set()
 
     async def _async_dispatcher(self) -> None:
@@ -916,6 +923,12 @@ class LambdaService:
         except LambdaApiError as exc:
             await self._dispose(self.queue.on_system_error(event, exc.message, exc.status))
             return
+        now = self.epoch.now()  # AsyncEventAge: from queued to this attempt's invoke, on every attempt
+        self.telemetry.async_event(
+            AsyncMetricEvent(
+                AsyncMetricKind.DEQUEUED, function.name, event.qualifier, now, age_s=now - (event.accepted_epoch or now)
+            )
+        )
         attempt = _Attempt(
             event.event_id,
             function,
@@ -955,8 +968,12 @@ class LambdaService:
     async def _dispose(self, disposition: Disposition) -> None:
         """Send a finished event where its configuration says: a destination, the DLQ, or nowhere (recorded)."""
         target = disposition.target_arn
+        event = disposition.event
         if disposition.action == Action.DISCARDED:
-            LOG.info("async event %s discarded: %s", disposition.event.event_id, disposition.reason)
+            LOG.info("async event %s discarded: %s", event.event_id, disposition.reason)
+        if disposition.action in (Action.DISCARDED, Action.DLQ, Action.DESTINATION):
+            # dropped without a successful run (sent to the DLQ or on-failure destination first, if any)
+            self._async_metric(AsyncMetricKind.DROPPED, event)
         if target is not None and self.event_sender is not None:
             if disposition.dlq_message is not None:
                 body, attributes = disposition.dlq_message.body, disposition.dlq_message.attributes
@@ -965,8 +982,14 @@ class LambdaService:
             try:
                 await self.event_sender(target, body, attributes)
             except Exception as exc:
-                LOG.warning("could not deliver event %s to %s: %s", disposition.event.event_id, target, exc)
+                LOG.warning("could not deliver event %s to %s: %s", event.event_id, target, exc)
+                failed = disposition.action == Action.DLQ
+                kind = AsyncMetricKind.DEAD_LETTER_ERROR if failed else AsyncMetricKind.DESTINATION_DELIVERY_FAILURE
+                self._async_metric(kind, event)
         self._queue_wakeup.set()
+
+    def _async_metric(self, kind: AsyncMetricKind, event: AsyncEvent) -> None:
+        self.telemetry.async_event(AsyncMetricEvent(kind, event.function, event.qualifier, self.epoch.now()))
 
     # --- observation ----------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from lambdalab.clock import EpochClock
 from lambdalab.observe.local_limits import LocalLimits
-from lambdalab.observe.metrics import ConcurrencySnapshot, MetricsAggregator, MetricsPublisher
+from lambdalab.observe.metrics import AsyncMetricEvent, ConcurrencySnapshot, MetricsAggregator, MetricsPublisher
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.records import RunDirectory, RunMeta
 from lambdalab.observe.xray import (
@@ -91,3 +91,6 @@ class Telemetry:
 
     def concurrency(self, snapshot: ConcurrencySnapshot) -> None:
         self.metrics.sample_concurrency(snapshot)
+
+    def async_event(self, event: AsyncMetricEvent) -> None:
+        self.metrics.record_async(event)

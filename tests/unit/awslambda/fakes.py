@@ -21,7 +21,7 @@ from lambdalab.awslambda.runtime.builds import CodeArtifact
 from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.service import LambdaService, ServiceConfig
 from lambdalab.clock import Clocks, VirtualClock
-from lambdalab.observe.metrics import ConcurrencySnapshot
+from lambdalab.observe.metrics import AsyncMetricEvent, ConcurrencySnapshot
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 from lambdalab.observe.xray import TracePlan, plan_trace
 
@@ -168,6 +168,7 @@ class RecordingTelemetry:
     records: list[InvocationRecord] = field(default_factory=list)
     events: list[EnvironmentEvent] = field(default_factory=list)
     snapshots: list[ConcurrencySnapshot] = field(default_factory=list)
+    async_events: list[AsyncMetricEvent] = field(default_factory=list)
 
     def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan:
         return plan_trace(incoming, tracing_active, False)
@@ -180,6 +181,9 @@ class RecordingTelemetry:
 
     def concurrency(self, snapshot: ConcurrencySnapshot) -> None:
         self.snapshots.append(snapshot)
+
+    def async_event(self, event: AsyncMetricEvent) -> None:
+        self.async_events.append(event)
 
     def event_names(self, env_id: str) -> list[str]:
         return [e.event for e in self.events if e.environment_id == env_id]

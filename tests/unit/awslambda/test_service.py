@@ -237,6 +237,10 @@ async def test_async_function_errors_are_retried_then_go_to_the_failure_destinat
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 2
     assert record["requestPayload"] == {"order": 7}
+    # AND the async metrics count it: received once, taken from the queue twice (its age each time: 0 s, then the
+    # minute it waited for its retry), dropped once — after it went to the on-failure destination
+    kinds = [(e.kind.value, round(e.age_s or 0.0)) for e in lab.telemetry.async_events]
+    assert kinds == [("AsyncEventsReceived", 0), ("AsyncEventAge", 0), ("AsyncEventAge", 60), ("AsyncEventsDropped", 0)]
 
 
 async def test_an_async_success_goes_to_the_success_destination(lab: Lab) -> None:
@@ -247,6 +251,7 @@ async def test_an_async_success_goes_to_the_success_destination(lab: Lab) -> Non
     ((target, record),) = lab.sent
     assert target == success and record["requestContext"]["condition"] == "Success"
     assert record["responsePayload"] == {"ok": True}
+    assert "AsyncEventsDropped" not in [e.kind.value for e in lab.telemetry.async_events]
 
 
 async def test_an_async_event_with_reserved_zero_fails_without_running(lab: Lab) -> None:
