@@ -794,21 +794,24 @@ class Environment:
         self._loop.add_reader(fd, self._drain_log)
 
     def _drain_log(self) -> None:
-        fd = self._log_fd
-        if fd is None:
-            return
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
+        while (fd := self._log_fd) is not None:
+            data = self._read_pipe(fd, "log")
+            if data is None:
                 return
-            except OSError as exc:
-                LOG.debug("environment %s: log pipe read failed: %s", self.spec.env_id, exc)
-                data = b""
             if not data:
                 self._close_log()
                 return
             self._on_log_bytes(data)
+
+    def _read_pipe(self, fd: int, name: str) -> bytes | None:
+        """What a non-blocking pipe holds now: bytes; b"" at its end (or when reading failed); None when empty."""
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            LOG.debug("environment %s: %s pipe read failed: %s", self.spec.env_id, name, exc)
+            return b""
 
     def _on_log_bytes(self, data: bytes) -> None:
         if not self._mark_seen:
@@ -842,13 +845,9 @@ class Environment:
 
     def _drain_telemetry(self) -> None:
         while (fd := self._telemetry_fd) is not None:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
+            data = self._read_pipe(fd, "telemetry")
+            if data is None:
                 return
-            except OSError as exc:
-                LOG.debug("environment %s: telemetry pipe read failed: %s", self.spec.env_id, exc)
-                data = b""
             if not data:
                 self._close_telemetry()
                 return

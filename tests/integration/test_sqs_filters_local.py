@@ -37,7 +37,7 @@ def test_filter_criteria_keep_matching_messages_and_delete_the_rest(sources: Sou
     }
     for body in bodies.values():
         sqs.send_message(QueueUrl=url, MessageBody=body)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a bound, not a figure: a loaded machine can hold a cold start for long
     while _counts(sqs, url) != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _counts(sqs, url) == (0, 0), "filtered-out messages must be deleted, not left in the queue"

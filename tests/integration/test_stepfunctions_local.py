@@ -207,16 +207,21 @@ def test_execution_and_its_invocations_share_one_trace(cloud: RunningCloud, outp
     xray = cloud.client("xray")
     deadline = time.monotonic() + 15
     origins: set[str] = set()
-    while time.monotonic() < deadline:
+    parents: set[str] = set()
+    lambda_parents: set[str] = set()
+    while time.monotonic() < deadline:  # segments arrive one by one, off the invoke path: wait for all of them
         traces = xray.batch_get_traces(TraceIds=[trace_id])["Traces"]
         documents = [json.loads(s["Document"]) for t in traces for s in t["Segments"]]
         origins = {d.get("origin", "") for d in documents}
-        if {"AWS::StepFunctions::StateMachine", "AWS::Lambda"} <= origins:
+        parents = {
+            d["subsegments"][0]["id"] for d in documents if d.get("origin") == "AWS::StepFunctions::StateMachine"
+        }
+        lambda_parents = {d.get("parent_id") for d in documents if d.get("origin") == "AWS::Lambda"}
+        lambdas = sum(d.get("origin") == "AWS::Lambda" for d in documents)
+        if lambdas >= len(records) and lambda_parents <= parents:
             break
         time.sleep(0.2)
     assert {"AWS::StepFunctions::StateMachine", "AWS::Lambda"} <= origins
-    parents = {d["subsegments"][0]["id"] for d in documents if d.get("origin") == "AWS::StepFunctions::StateMachine"}
-    lambda_parents = {d.get("parent_id") for d in documents if d.get("origin") == "AWS::Lambda"}
     assert lambda_parents and lambda_parents <= parents
 
 

@@ -47,6 +47,18 @@ def service(host: Host) -> LambdaService:
     return LambdaService(host, ServiceConfig())  # type: ignore[arg-type]
 
 
+class Function:
+    name = "f"
+
+
+class Version:
+    version = "$LATEST"
+
+
+def attempt_of_f() -> _Attempt:
+    return _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+
+
 RESERVED = Throttled(ThrottleReason.RESERVED, 1.0)
 ACCOUNT = Throttled(ThrottleReason.ACCOUNT, 1.0)
 RATE = Throttled(ThrottleReason.SCALING_RATE, 1.0)
@@ -101,14 +113,7 @@ async def test_a_held_throttle_waits_until_a_call_ends_then_is_decided_again() -
     admitted = Admitted(env_id="e2", kind=StartKind.WARM, spillover=False)
     answers = iter([admitted])
     lam.policy.admit = lambda *_: next(answers)  # type: ignore[method-assign]
-
-    class Function:
-        name = "f"
-
-    class Version:
-        version = "$LATEST"
-
-    job = _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+    job = attempt_of_f()
     task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
     await asyncio.sleep(0.01)
     assert not task.done()  # waiting, not throttled
@@ -125,14 +130,7 @@ async def test_once_nothing_is_held_up_the_throttle_stands() -> None:
     lam._loop = asyncio.get_running_loop()
     lam._note_init("f", 0.3)
     lam.policy.admit = lambda *_: RESERVED  # type: ignore[method-assign]
-
-    class Function:
-        name = "f"
-
-    class Version:
-        version = "$LATEST"
-
-    job = _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+    job = attempt_of_f()
     task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
     await asyncio.sleep(0.01)
     assert not task.done()
@@ -177,14 +175,7 @@ async def test_a_lagging_wait_ends_when_a_call_ends_and_counts_as_local() -> Non
     lam = service(host)
     lam._loop = asyncio.get_running_loop()
     lam._note_init("f", 0.3)
-
-    class Function:
-        name = "f"
-
-    class Version:
-        version = "$LATEST"
-
-    job = _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+    job = attempt_of_f()
     task = asyncio.create_task(lam._wait_while_lagging(job))
     await asyncio.sleep(0.01)
     assert not task.done()
