@@ -30,20 +30,18 @@ import base64
 import binascii
 import json
 import logging
-import math
 import re
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from lambdalab.apigateway.proxy import HttpRequest, ProxyContext, build_event, request_time
+from lambdalab.observe.periods import BASE_PERIOD_S, Dims, PeriodStats
 
 LOG = logging.getLogger(__name__)
 
@@ -449,32 +447,19 @@ def map_response_v1(payload: bytes, function_error: str | None) -> HttpApiRespon
 # --- metrics ------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Stat:
-    count: int = 0
-    total: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
-
 class HttpApiMetrics:
     """AWS/ApiGateway metrics of HTTP APIs per period (`60 x time_scale` s); MetricsPublisher drives `flush`."""
 
     def __init__(self, *, time_scale: float = 1.0) -> None:
-        self.period_s = 60.0 * time_scale
-        self._resolution = 1 if self.period_s < 60 else 60
-        self._lock = threading.Lock()
-        self._periods: dict[int, dict[tuple[str, tuple[tuple[str, str], ...]], _Stat]] = {}
+        self._stats = PeriodStats(
+            BASE_PERIOD_S * time_scale,
+            {"Latency": "Milliseconds", "IntegrationLatency": "Milliseconds", "DataProcessed": "Bytes"},
+        )
+        self.period_s = self._stats.period_s
 
     def record(self, *, api_id: str, stage: str, route: str | None, method: str, status: int, latency_ms: float,
                integration_latency_ms: float | None, bytes_processed: int, at: float) -> None:  # fmt: skip
-        levels: list[tuple[tuple[str, str], ...]] = [(("ApiId", api_id),), (("ApiId", api_id), ("Stage", stage))]
+        levels: list[Dims] = [(("ApiId", api_id),), (("ApiId", api_id), ("Stage", stage))]
         if route is not None:
             resource = route.split(" ", 1)[1] if " " in route else route
             levels.append((("ApiId", api_id), ("Method", method), ("Resource", resource), ("Stage", stage)))
@@ -487,36 +472,10 @@ class HttpApiMetrics:
         ]
         if integration_latency_ms is not None:
             samples.append(("IntegrationLatency", integration_latency_ms))
-        with self._lock:
-            bucket = self._periods.setdefault(math.floor(at / self.period_s), {})
-            for dims in levels:
-                for name, value in samples:
-                    bucket.setdefault((name, dims), _Stat()).add(value)
+        self._stats.add_all(at, levels, samples)
 
     def flush(self, now: float | None = None, *, final: bool = False) -> list[dict[str, Any]]:
-        index_now = math.floor((time.time() if now is None else now) / self.period_s)
-        out: list[dict[str, Any]] = []
-        units = {"Latency": "Milliseconds", "IntegrationLatency": "Milliseconds", "DataProcessed": "Bytes"}
-        with self._lock:
-            for index in sorted(self._periods):
-                if index < index_now or final:
-                    for (name, dims), stat in self._periods.pop(index).items():
-                        out.append(
-                            {
-                                "MetricName": name,
-                                "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
-                                "Timestamp": datetime.fromtimestamp(index * self.period_s, UTC),
-                                "StatisticValues": {
-                                    "SampleCount": float(stat.count),
-                                    "Sum": stat.total,
-                                    "Minimum": stat.minimum,
-                                    "Maximum": stat.maximum,
-                                },
-                                "Unit": units.get(name, "Count"),
-                                "StorageResolution": self._resolution,
-                            }
-                        )
-        return out
+        return self._stats.flush(time.time() if now is None else now, final=final)
 
 
 # --- the handler --------------------------------------------------------------------------------------------------

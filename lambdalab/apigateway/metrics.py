@@ -11,35 +11,16 @@ dimensions ``ApiName``; ``ApiName`` + ``Stage``; and, with detailed metrics, ``A
 from __future__ import annotations
 
 import logging
-import math
-import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from lambdalab.clock import Clock
+from lambdalab.observe.periods import BASE_PERIOD_S, Dims, PeriodStats
 
 LOG = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/ApiGateway"
-BASE_PERIOD_S = 60.0
 _UNITS = {"Latency": "Milliseconds", "IntegrationLatency": "Milliseconds"}
-
-Dims = tuple[tuple[str, str], ...]
-
-
-@dataclass
-class _Stat:
-    count: int = 0
-    total: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
 
 
 @dataclass(frozen=True)
@@ -63,10 +44,8 @@ class ApiMetrics:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale}")
         self._clock = clock
-        self.period_s = BASE_PERIOD_S * time_scale
-        self._resolution = 1 if self.period_s < BASE_PERIOD_S else 60
-        self._lock = threading.Lock()
-        self._periods: dict[int, dict[tuple[str, Dims], _Stat]] = {}
+        self._stats = PeriodStats(BASE_PERIOD_S * time_scale, _UNITS)
+        self.period_s = self._stats.period_s
 
     def record(self, request: ApiRequest) -> None:
         levels: list[Dims] = [
@@ -90,34 +69,8 @@ class ApiMetrics:
         ]
         if request.integration_latency_ms is not None:
             samples.append(("IntegrationLatency", request.integration_latency_ms))
-        with self._lock:
-            bucket = self._periods.setdefault(math.floor(request.at / self.period_s), {})
-            for dims in levels:
-                for name, value in samples:
-                    bucket.setdefault((name, dims), _Stat()).add(value)
+        self._stats.add_all(request.at, levels, samples)
 
     def flush(self, now: float | None = None, *, final: bool = False) -> list[dict[str, Any]]:
         """PutMetricData entries for every period that ended by ``now`` (with ``final``, the open one too)."""
-        index_now = math.floor((self._clock.now() if now is None else now) / self.period_s)
-        out: list[dict[str, Any]] = []
-        with self._lock:
-            for index in sorted(self._periods):
-                if index < index_now or final:
-                    for (name, dims), stat in self._periods.pop(index).items():
-                        out.append(self._datum(name, dims, index, stat))
-        return out
-
-    def _datum(self, name: str, dims: Dims, index: int, stat: _Stat) -> dict[str, Any]:
-        return {
-            "MetricName": name,
-            "Dimensions": [{"Name": key, "Value": value} for key, value in dims],
-            "Timestamp": datetime.fromtimestamp(index * self.period_s, UTC),
-            "StatisticValues": {
-                "SampleCount": float(stat.count),
-                "Sum": stat.total,
-                "Minimum": stat.minimum,
-                "Maximum": stat.maximum,
-            },
-            "Unit": _UNITS.get(name, "Count"),
-            "StorageResolution": self._resolution,
-        }
+        return self._stats.flush(self._clock.now() if now is None else now, final=final)

@@ -44,6 +44,7 @@ from typing import Any
 from lambdalab.awslambda.outcome import ERROR_OUTCOMES, Outcome
 from lambdalab.clock import Clock
 from lambdalab.observe.model import InvocationRecord
+from lambdalab.observe.periods import StatisticSet
 
 LOG = logging.getLogger(__name__)
 
@@ -119,32 +120,11 @@ def _levels(function_name: str, qualifier: str | None) -> list[Dims]:
     return levels
 
 
-class _Stat:
-    """A statistic set: what CloudWatch needs for SampleCount, Sum, Minimum, Maximum and Average."""
-
-    __slots__ = ("count", "maximum", "minimum", "total")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.minimum = math.inf
-        self.maximum = -math.inf
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
-    def statistic_values(self) -> dict[str, float]:
-        return {"SampleCount": float(self.count), "Sum": self.total, "Minimum": self.minimum, "Maximum": self.maximum}
-
-
 class _GaugePeriod:
     __slots__ = ("changed", "stat")
 
     def __init__(self) -> None:
-        self.stat = _Stat()
+        self.stat = StatisticSet()
         self.changed = False
 
 
@@ -162,7 +142,7 @@ class MetricsAggregator:
         self.period_s = BASE_PERIOD_S * time_scale
         self._storage_resolution = 1 if self.period_s < BASE_PERIOD_S else 60
         self._lock = threading.Lock()
-        self._counters: dict[int, dict[SeriesKey, _Stat]] = {}
+        self._counters: dict[int, dict[SeriesKey, StatisticSet]] = {}
         # Gauges: the value of every series now, the open period and what was sampled in it.
         self._values: dict[SeriesKey, float] = {}
         self._allocated: dict[tuple[str, str], int] = {}
@@ -256,7 +236,7 @@ class MetricsAggregator:
     def _index(self, at: float) -> int:
         return math.floor(at / self.period_s)
 
-    def _bucket(self, at: float) -> dict[SeriesKey, _Stat]:
+    def _bucket(self, at: float) -> dict[SeriesKey, StatisticSet]:
         return self._counters.setdefault(self._index(at), {})
 
     def _open_gauge_period(self, index: int) -> None:
@@ -275,7 +255,7 @@ class MetricsAggregator:
         for quiet in range(max(self._gauge_index + 1, index - _MAX_QUIET_PERIODS), index):
             for key, value in self._values.items():
                 if value > 0 or self._provisioned_active(key):
-                    stat = _Stat()
+                    stat = StatisticSet()
                     stat.add(value)
                     self._ready.append(self._datum(key[0], key[1], quiet, stat))
         self._open_gauge_period(index)
@@ -298,7 +278,7 @@ class MetricsAggregator:
             return (function or "", qualifier) in self._active_pc
         return any(fn == function for fn, _ in self._active_pc)
 
-    def _datum(self, name: str, dims: Dims, index: int, stat: _Stat) -> dict[str, Any]:
+    def _datum(self, name: str, dims: Dims, index: int, stat: StatisticSet) -> dict[str, Any]:
         return {
             "MetricName": name,
             "Dimensions": [{"Name": key, "Value": value} for key, value in dims],
@@ -309,11 +289,11 @@ class MetricsAggregator:
         }
 
 
-def _stat(bucket: dict[SeriesKey, _Stat], name: str, dims: Dims) -> _Stat:
+def _stat(bucket: dict[SeriesKey, StatisticSet], name: str, dims: Dims) -> StatisticSet:
     key = (name, dims)
     stat = bucket.get(key)
     if stat is None:
-        stat = bucket[key] = _Stat()
+        stat = bucket[key] = StatisticSet()
     return stat
 
 

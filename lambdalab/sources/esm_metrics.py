@@ -10,15 +10,11 @@ metrics"]. A period lasts `60 x time_scale` seconds, as for the other local metr
 
 from __future__ import annotations
 
-import math
-import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from lambdalab.clock import Clock
+from lambdalab.observe.periods import BASE_PERIOD_S, Dims, PeriodStats
 
-BASE_PERIOD_S = 60.0
 POLLED = "PolledEventCount"
 FILTERED_OUT = "FilteredOutEventCount"
 INVOKED = "InvokedEventCount"
@@ -28,22 +24,6 @@ DROPPED = "DroppedEventCount"
 ON_FAILURE_DELIVERED = "OnFailureDestinationDeliveredEventCount"
 ITERATOR_AGE = "IteratorAge"
 
-Dims = tuple[tuple[str, str], ...]
-
-
-@dataclass
-class _Stat:
-    count: int = 0
-    total: float = 0.0
-    minimum: float = math.inf
-    maximum: float = -math.inf
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
 
 class EsmMetrics:
     """Thread-safe; `flush(now, final=)` is what MetricsPublisher drives."""
@@ -52,15 +32,11 @@ class EsmMetrics:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale}")
         self._clock = clock
-        self.period_s = BASE_PERIOD_S * time_scale
-        self._resolution = 1 if self.period_s < BASE_PERIOD_S else 60
-        self._lock = threading.Lock()
-        self._periods: dict[int, dict[tuple[str, Dims], _Stat]] = {}
+        self._stats = PeriodStats(BASE_PERIOD_S * time_scale, {ITERATOR_AGE: "Milliseconds"})
+        self.period_s = self._stats.period_s
 
     def _add(self, name: str, dims: Dims, value: float) -> None:
-        index = math.floor(self._clock.now() / self.period_s)
-        with self._lock:
-            self._periods.setdefault(index, {}).setdefault((name, dims), _Stat()).add(value)
+        self._stats.add(self._clock.now(), name, dims, value)
 
     def count(self, mapping_uuid: str, name: str, events: int) -> None:
         if events > 0:
@@ -70,25 +46,4 @@ class EsmMetrics:
         self._add(ITERATOR_AGE, (("FunctionName", function_name),), max(0.0, age_ms))
 
     def flush(self, now: float | None = None, *, final: bool = False) -> list[dict[str, Any]]:
-        index_now = math.floor((self._clock.now() if now is None else now) / self.period_s)
-        out: list[dict[str, Any]] = []
-        with self._lock:
-            for index in sorted(self._periods):
-                if index < index_now or final:
-                    for (name, dims), stat in self._periods.pop(index).items():
-                        out.append(
-                            {
-                                "MetricName": name,
-                                "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
-                                "Timestamp": datetime.fromtimestamp(index * self.period_s, UTC),
-                                "StatisticValues": {
-                                    "SampleCount": float(stat.count),
-                                    "Sum": stat.total,
-                                    "Minimum": stat.minimum,
-                                    "Maximum": stat.maximum,
-                                },
-                                "Unit": "Milliseconds" if name == ITERATOR_AGE else "Count",
-                                "StorageResolution": self._resolution,
-                            }
-                        )
-        return out
+        return self._stats.flush(self._clock.now() if now is None else now, final=final)
