@@ -38,7 +38,14 @@ from lambdalab.awslambda.exceptions import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
-from lambdalab.awslambda.hosting import EnvironmentHost, EnvironmentSpec, InvokeRequest, InvokeResult, InvokeStatus
+from lambdalab.awslambda.hosting import (
+    EnvironmentHost,
+    EnvironmentSpec,
+    InitInProgress,
+    InvokeRequest,
+    InvokeResult,
+    InvokeStatus,
+)
 from lambdalab.awslambda.leases import ColdStart, Leases
 from lambdalab.awslambda.models import (
     LATEST,
@@ -679,15 +686,18 @@ class LambdaService:
         if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
             return False
         now = self.epoch.now()
-        for env in self.host.environments.values():
-            if decision.reason is ThrottleReason.RESERVED and env.spec.function_name != function_name:
-                continue
-            if not env.queued_for_cpu():
-                continue
-            usual = self._usual_init_s.get(env.spec.function_name)
-            if usual is not None and env.init_elapsed_s(now) > usual:
-                return True
-        return False
+        reserved = decision.reason is ThrottleReason.RESERVED
+        return any(
+            self._queued_past_usual_init(env, now)
+            for env in self.host.environments.values()
+            if not reserved or env.spec.function_name == function_name
+        )
+
+    def _queued_past_usual_init(self, env: InitInProgress, now: float) -> bool:
+        """Queued for this machine's CPU although its INIT began longer ago than its function's INITs take here
+        unqueued: on AWS, with a CPU of its own, it would be over."""
+        usual = self._usual_init_s.get(env.spec.function_name)
+        return usual is not None and env.queued_for_cpu() and env.init_elapsed_s(now) > usual
 
     def _note_init(self, function_name: str, init_s: float) -> None:
         """The INIT durations (local waits excluded) a function has reported lately: their median is what its INIT
@@ -719,25 +729,20 @@ class LambdaService:
         come free rather than start one more INIT that this machine cannot run either — a cold-start storm that
         feeds itself (each wait makes the next call cold too, and every INIT waits longer). It is warm when it gets
         one, as it would have been on AWS."""
-        usual = self._usual_init_s.get(function_name)
-        if usual is None or not self.host.gate.waiting:
+        if function_name not in self._usual_init_s or not self.host.gate.waiting:
             return False
         for record in self.policy.environments(function_name):
             usable = record.pool is Pool.ON_DEMAND or record.qualifier == qualifier
             if record.state is EnvState.IDLE and record.version == version and usable:
                 return False  # the policy will hand it over: warm or provisioned
         now = self.epoch.now()
-        for env in self.host.environments.values():
-            spec = env.spec
-            if (
-                spec.function_name == function_name
-                and spec.version == version
-                and spec.init_type == "on-demand"
-                and env.queued_for_cpu()
-                and env.init_elapsed_s(now) > usual
-            ):
-                return True
-        return False
+        return any(
+            env.spec.function_name == function_name
+            and env.spec.version == version
+            and env.spec.init_type == "on-demand"
+            and self._queued_past_usual_init(env, now)
+            for env in self.host.environments.values()
+        )
 
     async def _wait_while_lagging(self, attempt: _Attempt) -> None:
         began = self.clock.now()
@@ -935,7 +940,7 @@ class LambdaService:
             as_invoked,
             version,
             "Event",
-            self.epoch.now(),
+            now,
             event.trace_header,
             attempt=event.attempts + 1,
         )
