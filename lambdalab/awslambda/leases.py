@@ -15,6 +15,7 @@ the host. Everything runs on the service's event loop (single-threaded, like the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -103,6 +104,7 @@ class Leases:
         self._ended = ended  # an admitted request's lease ended (its concurrency is free again)
         self._init_done = init_done  # (function, INIT seconds) of every INIT that succeeded, as soon as it ends
         self._envs: dict[str, Environment] = {}
+        self._stopped = False
         # admitted requests not yet over, per (function, qualifier as invoked): the concurrency snapshot's resources
         self.in_flight: dict[tuple[str, str], int] = {}
         self._versions: dict[str, tuple[LambdaFunction, FunctionVersion]] = {}  # what a replacement is built from
@@ -140,12 +142,16 @@ class Leases:
         self.in_flight[resource] = self.in_flight.get(resource, 0) + 1
         self._changed()
         try:
-            if lease.decision.kind == StartKind.COLD:
+            if self._stopped:
+                self._gone(lease, env_id)
+            elif lease.decision.kind == StartKind.COLD:
                 lease.cold = await self._start(env_id, function, version, ON_DEMAND)
                 lease.env = self._envs.get(env_id) if lease.cold.failure is None else None
                 lease.done = lease.cold.failure is not None
             else:
-                lease.env = self._envs[env_id]
+                lease.env = self._envs.get(env_id)
+                if lease.env is None:  # the host stopped it (the local cloud is stopping) after the policy chose it
+                    self._gone(lease, env_id)
             yield lease
         finally:
             if not lease.done and lease.env is not None:
@@ -153,6 +159,15 @@ class Leases:
             self.in_flight[resource] -= 1
             self._changed()
             self._ended()
+
+    def _gone(self, lease: Lease, env_id: str) -> None:
+        """An admission after `stop` (the local cloud is stopping: a request still in the gateway), or a warm one
+        whose environment `stop` killed while the request waited. It fails as this machine's doing, never Lambda's."""
+        with contextlib.suppress(PolicyStateError):
+            self.policy.discard(env_id)
+        message = "lambdalab (this machine, not Lambda): the local cloud is stopping; its execution environment is gone"
+        lease.cold = ColdStart(failure=Outcome.LOCAL_ERROR, error_type=LOCAL_ERROR_TYPE, error_message=message)
+        lease.done = True
 
     def finish(self, env_id: str, status: InvokeStatus) -> None:
         if status in (InvokeStatus.TIMEOUT, InvokeStatus.CRASH, InvokeStatus.LOCAL_ERROR):
@@ -182,6 +197,7 @@ class Leases:
             self._spawn_task(env.kill(), f"kill-{env_id}")
 
     async def stop(self) -> None:
+        self._stopped = True  # a request still being admitted fails as this machine's (`_gone`), never spawns
         for env in list(self._envs.values()):
             await env.kill()
         self._envs.clear()

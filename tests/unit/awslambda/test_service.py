@@ -290,3 +290,15 @@ async def test_provisioned_last_modified_is_stamped_at_write_time(tmp_path: Path
         assert read.last_modified == written.last_modified == lab.service.epoch.now() - 30.0
     finally:
         await lab.service.stop()
+
+
+async def test_a_request_still_arriving_while_the_cloud_stops_is_a_local_error(lab: Lab) -> None:
+    await lab.service.invoke("fn", None, b"{}")  # one idle environment the policy would reuse
+    await lab.service.leases.stop()
+    for _ in range(2):  # the idle one (its handle gone) and then a cold start: neither spawns nor raises KeyError
+        with pytest.raises(Exception) as caught:
+            await lab.service.invoke("fn", None, b"{}")
+        assert getattr(caught.value, "code", "") == "LambdalabLocalCapacityException"
+    assert [r.outcome for r in lab.telemetry.records] == [Outcome.SUCCESS, Outcome.LOCAL_ERROR, Outcome.LOCAL_ERROR]
+    assert len(lab.host.spawned) == 1
+    assert lab.service.policy.concurrent_executions("fn") == 0
