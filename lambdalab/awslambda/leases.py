@@ -92,7 +92,7 @@ class Leases:
         event: Callable[[str, str, str | None], None],
         spawn_task: Callable[[Awaitable[Any], str], Any],
         changed: Callable[[], None],
-        ended: Callable[[], None] = lambda: None,
+        ended: Callable[[str], None] = lambda function: None,
         init_done: Callable[[str, float], None] = lambda function, seconds: None,
     ) -> None:
         self.host = host
@@ -101,7 +101,7 @@ class Leases:
         self._event = event  # (env id, event, detail): an environment event for the observers
         self._spawn_task = spawn_task
         self._changed = changed  # the concurrency changed (a pre-warm became ready or failed)
-        self._ended = ended  # an admitted request's lease ended (its concurrency is free again)
+        self._ended = ended  # (function) an admitted request's lease ended: its concurrency is free again
         self._init_done = init_done  # (function, INIT seconds) of every INIT that succeeded, as soon as it ends
         self._envs: dict[str, Environment] = {}
         self._stopped = False
@@ -158,7 +158,7 @@ class Leases:
                 self._discard(env_id, "killed", function, version)
             self.in_flight[resource] -= 1
             self._changed()
-            self._ended()
+            self._ended(function.name)
 
     def _gone(self, lease: Lease, env_id: str) -> None:
         """An admission after `stop` (the local cloud is stopping: a request still in the gateway), or a warm one

@@ -71,6 +71,7 @@ from lambdalab.awslambda.policy import (
 from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_layer, function_artifact
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.sqs_poller import EventSourceMappings
+from lambdalab.awslambda.waiting import WaitingRoom
 from lambdalab.clock import Clocks
 from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import AsyncMetricEvent, AsyncMetricKind, ConcurrencySnapshot, ProvisionedState
@@ -146,7 +147,6 @@ class NullTelemetry:
 
 
 ADMISSION_WAIT_LIMIT_S = 60.0  # the longest a call waits at admission for this machine (then Lambda's answer stands)
-ADMISSION_POLL_S = 0.05
 
 
 @dataclass
@@ -186,7 +186,7 @@ class LambdaService:
         self.policy = ConcurrencyPolicy(self.clock, config.limits)
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
         self.telemetry: Telemetry = telemetry or NullTelemetry()
-        self._admission_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.waiting = WaitingRoom(self.clock)  # calls held at admission while this machine's CPU lags (`_admit`)
         self._recent_inits: dict[str, collections.deque[float]] = {}
         self._usual_init_s: dict[str, float] = {}
         self.leases = Leases(
@@ -196,7 +196,7 @@ class LambdaService:
             event=self._environment_event,
             spawn_task=self._spawn_task,
             changed=self._concurrency_changed,
-            ended=self._wake_admission_waiter,
+            ended=self.waiting.call_ended,
             init_done=self._note_init,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -232,6 +232,7 @@ class LambdaService:
     async def stop(self) -> None:
         await self.event_sources.stop()  # pollers first: nothing new is invoked while environments go
         self._stopping = True
+        self.waiting.close()
         self._queue_wakeup.set()
         for task in list(self._tasks):
             task.cancel()
@@ -715,10 +716,15 @@ class LambdaService:
         record shows the wait)."""
         began = self.clock.now()
         deadline = began + ADMISSION_WAIT_LIMIT_S
-        while isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
-            if not await self._admission_pause(deadline):
+        name = attempt.function.name
+        while isinstance(decision, Throttled) and self._held_by_this_machine(decision, name):
+            throttle = decision
+            reserved = throttle.reason is ThrottleReason.RESERVED
+            key = ("held", throttle.reason, name if reserved else None)
+            still = functools.partial(self._held_by_this_machine, throttle, name)
+            if not await self.waiting.pause(key, name if reserved else None, still, deadline):
                 break
-            decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
+            decision = self.policy.admit(name, attempt.version.version, attempt.qualifier)
         attempt.admission_wait_s += self.clock.now() - began
         return decision
 
@@ -747,35 +753,12 @@ class LambdaService:
     async def _wait_while_lagging(self, attempt: _Attempt) -> None:
         began = self.clock.now()
         deadline = began + ADMISSION_WAIT_LIMIT_S
-        while self._lagging(attempt.function.name, attempt.version.version, attempt.qualifier):
-            if not await self._admission_pause(deadline):
+        where = (attempt.function.name, attempt.version.version, attempt.qualifier)
+        still = functools.partial(self._lagging, *where)
+        while still():
+            if not await self.waiting.pause(("lagging", *where), attempt.function.name, still, deadline):
                 break
         attempt.admission_wait_s += self.clock.now() - began
-
-    async def _admission_pause(self, deadline: float) -> bool:
-        """Wait for the next call to end (or a short poll, which notices the CPU queue emptying without one); False
-        when the deadline has passed."""
-        assert self._loop is not None
-        left = deadline - self.clock.now()
-        if left <= 0:
-            return False
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._admission_waiters.append(waiter)
-        try:
-            await asyncio.wait_for(asyncio.shield(waiter), min(left, ADMISSION_POLL_S))
-        except TimeoutError:
-            pass
-        finally:
-            with contextlib.suppress(ValueError):
-                self._admission_waiters.remove(waiter)
-        return True
-
-    def _wake_admission_waiter(self) -> None:
-        while self._admission_waiters:
-            waiter = self._admission_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
 
     def _concurrency_changed(self) -> None:
         """Report the concurrency once per event-loop turn, however many changes the turn made (a burst of them

@@ -117,7 +117,7 @@ async def test_a_held_throttle_waits_until_a_call_ends_then_is_decided_again() -
     task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
     await asyncio.sleep(0.01)
     assert not task.done()  # waiting, not throttled
-    lam._wake_admission_waiter()  # a call ended
+    lam.waiting.call_ended("f")  # a call ended
     assert await asyncio.wait_for(task, 1.0) is admitted
     assert job.admission_wait_s > 0
 
@@ -180,6 +180,6 @@ async def test_a_lagging_wait_ends_when_a_call_ends_and_counts_as_local() -> Non
     await asyncio.sleep(0.01)
     assert not task.done()
     env.queued = False  # it got its CPU: the call goes on (to a warm environment or a new one)
-    lam._wake_admission_waiter()
+    lam.waiting.call_ended("f")
     await asyncio.wait_for(task, 1.0)
     assert job.admission_wait_s > 0
