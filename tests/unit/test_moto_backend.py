@@ -74,3 +74,28 @@ async def test_query_and_json_protocols_through_the_in_process_door(gateway_url:
     url, bodies, item = await asyncio.to_thread(scenario)
     assert url.endswith("/q") and bodies == ["m & <x>"]
     assert item == {"id": {"S": "1"}, "n": {"N": "2"}}
+
+
+async def test_dynamodb_calls_after_the_first_skip_motos_service_lookup(
+    gateway_url: str, moto: MotoBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    original = moto._app.get_application
+
+    def counted(environ):
+        lookups.append(environ.get("HTTP_X_AMZ_TARGET", ""))
+        return original(environ)
+
+    monkeypatch.setattr(moto._app, "get_application", counted)
+
+    def scenario() -> tuple[list[str], dict]:
+        ddb = client("dynamodb", gateway_url)
+        names = [ddb.list_tables()["TableNames"] for _ in range(3)][-1]
+        streams = client("dynamodbstreams", gateway_url).list_streams()
+        return names, streams
+
+    names, streams = await asyncio.to_thread(scenario)
+    assert isinstance(names, list) and streams["Streams"] == []
+    # at most the first DynamoDB call was dispatched by moto's lookup; DynamoDB Streams still is (another API)
+    assert [t for t in lookups if t.startswith("DynamoDB_")] in ([], ["DynamoDB_20120810.ListTables"])
+    assert any(t.startswith("DynamoDBStreams_") for t in lookups)
