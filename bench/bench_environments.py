@@ -20,12 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from lambdalab.awslambda.environments import (
-    EnvironmentSpec,
-    InvokeRequest,
-    InvokeStatus,
-    ProcessHost,
-)
+from lambdalab.awslambda.hosting import EnvironmentSpec, InvokeRequest, InvokeStatus
+from lambdalab.awslambda.runtime.host import ProcessHost
 
 LOG = logging.getLogger(__name__)
 HANDLER = """

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.errors import UserError
 
 ARTILLERY_ENV = "LAMBDALAB_ARTILLERY"  # the artillery binary, when not node_modules/.bin/artillery or on PATH

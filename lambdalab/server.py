@@ -27,12 +27,11 @@ from lambdalab.apigateway.http_api import (
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
-from lambdalab.awslambda.destinations import Destinations
-from lambdalab.awslambda.environments import ProcessHost
-from lambdalab.awslambda.policy import Limits
-from lambdalab.awslambda.responses import LambdaApi
-from lambdalab.awslambda.service import LambdaService, ServiceConfig, ThreadSafeControl
-from lambdalab.awslambda.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
+from lambdalab.awslambda.api.responses import LambdaApi
+from lambdalab.awslambda.core.policy import Limits
+from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.awslambda.service.destinations import Destinations
+from lambdalab.awslambda.service.service import LambdaService, ServiceConfig, ThreadSafeControl
 from lambdalab.clock import Clocks
 from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
@@ -50,6 +49,7 @@ from lambdalab.sources.esm_metrics import EsmMetrics
 from lambdalab.sources.invoke import LambdaServiceInvoker, LoopBridge
 from lambdalab.sources.router import SourceRouter
 from lambdalab.sources.scheduler import Scheduler
+from lambdalab.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
 from lambdalab.sqs_redrive import MessageMoveTasks
 from lambdalab.stepfunctions.api import StatesApi
 from lambdalab.stepfunctions.local import enable as enable_stepfunctions

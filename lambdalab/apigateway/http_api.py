@@ -597,7 +597,7 @@ class HttpApis:
 
     async def _integrate(self, function_arn: str, event: dict[str, Any], integration: HttpIntegration,
                          trace_header: str | None) -> HttpApiResponse:  # fmt: skip
-        from lambdalab.awslambda.exceptions import LambdaApiError
+        from lambdalab.awslambda.core.exceptions import LambdaApiError
 
         task = asyncio.ensure_future(self._invoker(function_arn, json.dumps(event).encode(), trace_header))
         timeout_s = min(integration.timeout_ms, MAX_TIMEOUT_MS) / 1000

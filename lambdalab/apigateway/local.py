@@ -312,7 +312,7 @@ class RestApis:
         return headers
 
     async def _integrate(self, function_arn: str, event: dict[str, Any], trace_header: str | None) -> HttpResponse:
-        from lambdalab.awslambda.exceptions import LambdaApiError
+        from lambdalab.awslambda.core.exceptions import LambdaApiError
 
         payload = json.dumps(event).encode()
         task = asyncio.ensure_future(self._invoker(function_arn, payload, trace_header))

@@ -132,7 +132,7 @@ def _error(error_type: str, message: str) -> web.Response:
 
 
 class ProvisionedConcurrency(Protocol):
-    """What autoscaling uses of the Lambda service (lambdalab.awslambda.service.LambdaService): the provisioned
+    """What autoscaling uses of the Lambda service (lambdalab.awslambda.service.service.LambdaService): the provisioned
     concurrency of an alias or version, read and set as the Lambda API does, never its stores."""
 
     def provisioned_concurrency(self, function_name: str, qualifier: str) -> int | None: ...

@@ -1,5 +1,5 @@
 """The seam between the Lambda service and whatever runs execution environments: what a host is asked to do and
-what it answers. Two hosts satisfy it: the process host of the local cloud (environments.py, `ProcessHost`: one OS
+what it answers. Two hosts satisfy it: the process host of the local cloud (runtime/host.py, `ProcessHost`: one OS
 process per environment) and the fake host of the service-layer unit tests (tests/unit/awslambda/fakes.py); the
 simulator's host would be the third.
 

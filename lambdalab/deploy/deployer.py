@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambdalab.awslambda.control import LambdaControl
-from lambdalab.awslambda.exceptions import LambdaApiError
+from lambdalab.awslambda.core.control import LambdaControl
+from lambdalab.awslambda.core.exceptions import LambdaApiError
 from lambdalab.deploy.intrinsics import (
     NO_VALUE,
     PLACEHOLDER_PREFIX,

@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 
 from lambdalab import constants
 from lambdalab.awsclients import local_client
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl, LayerSpec
-from lambdalab.awslambda.exceptions import LambdaApiError
+from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl, LayerSpec
+from lambdalab.awslambda.core.exceptions import LambdaApiError
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
 from lambdalab.deploy.template import write_inline_code

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.observe.model import InvocationRecord
 
 NOTABLE_WAIT_S = 0.05  # below this a wait is noise, not worth a line

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdalab.awslambda.outcome import ERROR_OUTCOMES, Outcome
+from lambdalab.awslambda.core.outcome import ERROR_OUTCOMES, Outcome
 from lambdalab.clock import Clock
 from lambdalab.observe.model import InvocationRecord
 from lambdalab.observe.periods import StatisticSet

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lambdalab.awslambda.outcome import ERROR_OUTCOMES, Outcome
+from lambdalab.awslambda.core.outcome import ERROR_OUTCOMES, Outcome
 from lambdalab.clock import Clock
 from lambdalab.observe.model import InvocationRecord
 from lambdalab.observe.tracing import (

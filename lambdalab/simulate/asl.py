@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.errors import UserError
 from lambdalab.simulate.engine import SimAttempt, Simulation
 from lambdalab.simulate.stack import SimStack, StateMachine

@@ -1,11 +1,11 @@
 """The discrete-event simulator: the template's functions on a virtual clock, every rule the local cloud's.
 
 One event heap, one clock. Decisions are made by the same code the local cloud runs: the concurrency policy and the
-invocation lifecycle (lambdalab/awslambda/policy.py, lifecycle.py), the async queue (asyncq.py), the SQS poller
-scaling (esm.py), the DynamoDB capacity meter (dynamodb/meter.py), target tracking (autoscaling/policy.py) fed by the
-same CloudWatch aggregation of ProvisionedConcurrencyUtilization (observe/metrics.py). What is simulated here is what
-the local cloud gets from processes and moto: how long an INIT or an invocation takes (the function models), and an
-SQS queue's visibility timeout and redrive.
+invocation lifecycle (lambdalab/awslambda/core/policy.py, lifecycle.py), the async queue (core/asyncq.py), the SQS
+poller scaling (core/esm.py), the DynamoDB capacity meter (dynamodb/meter.py), target tracking (autoscaling/policy.py)
+fed by the same CloudWatch aggregation of ProvisionedConcurrencyUtilization (observe/metrics.py). What is simulated
+here is what the local cloud gets from processes and moto: how long an INIT or an invocation takes (the function
+models), and an SQS queue's visibility timeout and redrive.
 
 Hot path (a warm environment free): `call` → `Lifecycle.invoke` → `Run` → one heap push; the end event →
 `Lifecycle.run_done` → `Answer` → counters. bench/bench_simulate.py measures it.
@@ -36,9 +36,9 @@ from lambdalab.autoscaling.policy import (
     table_of_resource,
     tracker_for,
 )
-from lambdalab.awslambda.asyncq import Action, AsyncEvent, AsyncQueue
-from lambdalab.awslambda.esm import SqsScaling
-from lambdalab.awslambda.lifecycle import (
+from lambdalab.awslambda.core.asyncq import Action, AsyncEvent, AsyncQueue
+from lambdalab.awslambda.core.esm import SqsScaling
+from lambdalab.awslambda.core.lifecycle import (
     Answer,
     Attempt,
     Command,
@@ -49,8 +49,8 @@ from lambdalab.awslambda.lifecycle import (
     Run,
     Spawn,
 )
-from lambdalab.awslambda.outcome import Outcome
-from lambdalab.awslambda.policy import ConcurrencyPolicy, Limits, PolicyError, StartKind, ThrottleReason
+from lambdalab.awslambda.core.outcome import Outcome
+from lambdalab.awslambda.core.policy import ConcurrencyPolicy, Limits, PolicyError, StartKind, ThrottleReason
 from lambdalab.dynamodb.meter import CapacityMeter, Kind, Use
 from lambdalab.errors import UserError
 from lambdalab.observe.metrics import ConcurrencySnapshot, MetricsAggregator, ProvisionedState

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from lambdalab.apigateway.routes import resource_for
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.errors import UserError
 from lambdalab.simulate.engine import SimAttempt, Simulation
 from lambdalab.simulate.stack import Function, SimStack

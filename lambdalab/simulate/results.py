@@ -14,8 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lambdalab.awslambda.outcome import Outcome
-from lambdalab.awslambda.policy import StartKind as PolicyStartKind
+from lambdalab.awslambda.core.outcome import Outcome
+from lambdalab.awslambda.core.policy import StartKind as PolicyStartKind
 from lambdalab.simulate.costs import CostEstimate, PriceTable, estimate
 from lambdalab.simulate.engine import SimAttempt, Simulation
 from lambdalab.traces.analysis import (

@@ -15,8 +15,8 @@ from typing import Any
 from lambdalab import constants
 from lambdalab.apigateway.routes import ANY, Integration, Method, Resource
 from lambdalab.autoscaling.policy import metric_of
-from lambdalab.awslambda.esm import MappingSettings, settings_from
-from lambdalab.awslambda.exceptions import LambdaApiError
+from lambdalab.awslambda.core.esm import MappingSettings, settings_from
+from lambdalab.awslambda.core.exceptions import LambdaApiError
 from lambdalab.deploy.readonly import ReadStack, read_stack
 from lambdalab.deploy.resources import function_name_of
 from lambdalab.errors import UserError

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from lambdalab.awslambda.outcome import Outcome, Rejected
+from lambdalab.awslambda.core.outcome import Outcome, Rejected
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,14 +62,14 @@ class Sender(Protocol):
 
 
 class LambdaServiceInvoker:
-    """Both invoker protocols over lambdalab.awslambda.service.LambdaService: asynchronous ones through its Invoke
-    API behaviour (`invoke`, InvocationType Event), synchronous ones through its typed `invoke_internal`."""
+    """Both invoker protocols over lambdalab.awslambda.service.service.LambdaService: asynchronous ones through its
+    Invoke API behaviour (`invoke`, InvocationType Event), synchronous ones through its typed `invoke_internal`."""
 
     def __init__(self, service: Any) -> None:
         self._service = service
 
     async def _invoke(self, function_arn: str, payload: bytes, invocation_type: str, trace_header: str | None) -> Any:
-        from lambdalab.awslambda.exceptions import LambdaApiError, TooManyRequestsException
+        from lambdalab.awslambda.core.exceptions import LambdaApiError, TooManyRequestsException
 
         try:
             return await self._service.invoke(

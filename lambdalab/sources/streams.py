@@ -359,7 +359,7 @@ class StreamRuntime:
             mapping.last_processing_result = f"PROBLEM: cannot read the stream: {exc}"
             self.running = False
             return
-        from lambdalab.awslambda.esm import MappingState
+        from lambdalab.awslambda.core.esm import MappingState
 
         if mapping.state in (MappingState.CREATING, MappingState.ENABLING, MappingState.UPDATING):
             mapping.state = MappingState.ENABLED

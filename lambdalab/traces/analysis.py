@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdalab.awslambda.outcome import Outcome
+from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.constants import ON_DEMAND_INIT_CAP_SECONDS
 from lambdalab.traces.model import (
     ORIGIN_LAMBDA,

@@ -100,8 +100,8 @@ def test_the_checker_sees_a_cycle() -> None:
 
 def test_the_graph_reads_real_imports() -> None:
     graph = import_graph()
-    assert "lambdalab.awslambda.policy" in graph["lambdalab.awslambda.service"]
-    assert "lambdalab.clock" in graph["lambdalab.awslambda.policy"]
+    assert "lambdalab.awslambda.core.policy" in graph["lambdalab.awslambda.service.service"]
+    assert "lambdalab.clock" in graph["lambdalab.awslambda.core.policy"]
 
 
 def test_no_import_cycle_among_lambdalab_modules() -> None:
@@ -111,3 +111,37 @@ def test_no_import_cycle_among_lambdalab_modules() -> None:
         cycles.append(" -> ".join(cycle))
         graph[cycle[-2]].discard(cycle[-1])
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+# The sub-packages of lambdalab.awslambda, top to bottom (docs/ARCHITECTURE.md, "Layers"): a module imports only its
+# own layer's modules and those of the layers below, except the edges named here.
+LAYERS = ("api", "service", "esm", "core", "hosting", "runtime")
+UPWARD_EDGES = {
+    ("runtime", "hosting"),  # the runtime implements the seam
+    ("lambdalab.awslambda.runtime.environment", "lambdalab.awslambda.core.billing"),  # the REPORT's billed duration
+}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] != ["lambdalab", "awslambda"] or len(parts) < 3:
+        return None
+    return parts[2] if parts[2] in LAYERS else None
+
+
+def test_every_awslambda_module_is_in_a_layer() -> None:
+    loose = [m for m in import_graph() if m.startswith("lambdalab.awslambda.") and _layer(m) is None]
+    assert not loose, loose
+
+
+def test_awslambda_imports_point_down_the_layers() -> None:
+    upward = []
+    for module, targets in import_graph().items():
+        source = _layer(module)
+        for target in targets:
+            layer = _layer(target)
+            if source is None or layer is None or LAYERS.index(layer) >= LAYERS.index(source):
+                continue
+            if (source, layer) not in UPWARD_EDGES and (module, target) not in UPWARD_EDGES:
+                upward.append(f"{module} -> {target}")
+    assert not upward, "imports pointing up the layers:\n" + "\n".join(sorted(upward))

@@ -1,7 +1,7 @@
 """The fork server: one process per runtime that has imported the Lambda runtime client and the SDK, and forks one
 child per execution environment.
 
-Run as a script by :mod:`lambdalab.awslambda.environments` with the runtime's own interpreter, isolated
+Run as a script by :mod:`lambdalab.awslambda.runtime.host` with the runtime's own interpreter, isolated
 (``python3.X -I -S forkserver.py serve FD HOST_PID CONFIG``): it imports only the standard library and the runtime's
 packages (``awslambdaric``, ``boto3`` ... from the folder of :mod:`lambdalab.awslambda.runtime.packages`), so a
 child's ``sys.modules`` and ``sys.path`` hold nothing of the lab.

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from lambdalab.apigateway.local import AccessLog, RestApis, is_user_request, local_api_url, user_url
 from lambdalab.apigateway.routes import Integration, Method, Resource, RestApi, RouteTable, Stage
-from lambdalab.awslambda.exceptions import ResourceNotFoundException, TooManyRequestsException
+from lambdalab.awslambda.core.exceptions import ResourceNotFoundException, TooManyRequestsException
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:products:live"
 URI = f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{FN}/invocations"

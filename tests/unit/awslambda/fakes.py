@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdalab.awslambda.control import FunctionSpec
+from lambdalab.awslambda.core.control import FunctionSpec
+from lambdalab.awslambda.core.policy import Limits
 from lambdalab.awslambda.hosting import EnvironmentSpec, InitResult, InvokeRequest, InvokeResult, InvokeStatus
-from lambdalab.awslambda.policy import Limits
 from lambdalab.awslambda.runtime.builds import CodeArtifact
 from lambdalab.awslambda.runtime.cpu import CpuGate
-from lambdalab.awslambda.service import LambdaService, ServiceConfig
+from lambdalab.awslambda.service.service import LambdaService, ServiceConfig
 from lambdalab.clock import Clocks, VirtualClock
 from lambdalab.observe.metrics import AsyncMetricEvent, ConcurrencySnapshot
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lambdalab.awslambda.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
+from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "data" / "templates"
 REGION = "us-east-1"

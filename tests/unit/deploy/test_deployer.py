@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from lambdalab import constants
-from lambdalab.awslambda.exceptions import InvalidParameterValueException
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
 from lambdalab.deploy import ResourceStatus, deploy
 from lambdalab.deploy.deployer import order_resources
 from lambdalab.deploy.resources import function_name_of, physical_name

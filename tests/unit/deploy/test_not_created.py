@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from lambdalab import constants
-from lambdalab.awslambda.exceptions import InvalidParameterValueException
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
 from lambdalab.deploy import ResourceStatus, deploy
 from lambdalab.deploy.deployer import group_warnings
 from lambdalab.errors import UserError

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from lambdalab.awslambda.outcome import Outcome
-from lambdalab.awslambda.policy import ThrottleReason
+from lambdalab.awslambda.core.outcome import Outcome
+from lambdalab.awslambda.core.policy import ThrottleReason
 from lambdalab.simulate.asl import StateMachineLoad
 from lambdalab.simulate.loads import ArtilleryLoad, InvokeLoad, SqsLoad, load_artillery
 from tests.unit.simulate.conftest import ROOT, models, simulation, stack

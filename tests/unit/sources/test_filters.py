@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from lambdalab.awslambda.esm import SourceKind, settings_from
-from lambdalab.awslambda.exceptions import InvalidParameterValueException
+from lambdalab.awslambda.core.esm import SourceKind, settings_from
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
 from lambdalab.sources.filters import FilterCriteriaError, compile_filter_criteria
 
 

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from lambdalab.awslambda.esm import EventSourceMapping, SourceKind, settings_from
+from lambdalab.awslambda.core.esm import EventSourceMapping, SourceKind, settings_from
 from lambdalab.clock import WallClock
 from lambdalab.sources.invoke import InvokeRefused, SyncResult
 from lambdalab.sources.streams import RawRecord, StreamRuntime

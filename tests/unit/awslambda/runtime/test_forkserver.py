@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from lambdalab.awslambda.environments import ForkServerProcess, LocalCapacityError, ProcessHost, Runtime
+from lambdalab.awslambda.runtime.environment import LocalCapacityError
+from lambdalab.awslambda.runtime.host import ForkServerProcess, ProcessHost, Runtime
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.runtime.probe import RuntimeCosts
-from tests.unit.awslambda.test_environments import make_spec, ready_env, request, run
+from tests.unit.awslambda.runtime.test_environment import make_spec, ready_env, request, run
 
 
 def has_python(minor: str) -> bool:

@@ -1,0 +1,1 @@
+"""Event source mappings: the mappings and their SQS pollers."""

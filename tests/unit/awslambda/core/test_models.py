@@ -1,0 +1,109 @@
+"""The Lambda service's state: names, qualifiers, versions, aliases, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.core.exceptions import (
+    InvalidParameterValueException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lambdalab.awslambda.core.models import LATEST, FunctionStore, split_function_name
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text("def lambda_handler(event, context):\n    return event\n")
+    return tmp_path
+
+
+@pytest.fixture
+def store() -> FunctionStore:
+    return FunctionStore("us-east-1", "123456789012")
+
+
+def spec(code: Path, **changes) -> FunctionSpec:
+    values = {"name": "fn", "handler": "app.lambda_handler", "runtime": "python3.13", "code_dir": code}
+    values.update(changes)
+    return FunctionSpec(**values)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("fn", ("fn", None)),
+        ("fn:live", ("fn", "live")),
+        ("fn:$LATEST", ("fn", "$LATEST")),
+        ("arn:aws:lambda:us-east-1:123456789012:function:fn", ("fn", None)),
+        ("arn:aws:lambda:us-east-1:123456789012:function:fn:7", ("fn", "7")),
+        ("123456789012:function:fn:live", ("fn", "live")),
+    ],
+)
+def test_function_names_arns_and_qualifiers(given: str, expected: tuple) -> None:
+    assert split_function_name(given) == expected
+
+
+def test_a_malformed_name_is_an_aws_validation_error() -> None:
+    with pytest.raises(InvalidParameterValueException, match="functionName"):
+        split_function_name("has spaces/and slashes")
+
+
+def test_publish_version_snapshots_latest_and_unchanged_code_publishes_nothing_new(store, code) -> None:
+    function = store.create(spec(code))
+    first = store.publish_version(function)
+    again = store.publish_version(function)
+    assert (first.version, again.version) == ("1", "1")
+    store.update_configuration(function, timeout_s=10)
+    second = store.publish_version(function)
+    assert second.version == "2"
+    assert function.version("1").spec.timeout_s == 3 and function.version("2").spec.timeout_s == 10
+
+
+def test_resolve_alias_version_and_latest(store, code) -> None:
+    function = store.create(spec(code))
+    store.publish_version(function)
+    store.create_alias(function, "live", "1")
+    assert function.resolve(None)[1].version == LATEST
+    assert function.resolve("live") == ("live", function.version("1"))
+    assert function.resolve("1")[1].version == "1"
+    with pytest.raises(ResourceNotFoundException):
+        function.resolve("nope")
+    with pytest.raises(ResourceNotFoundException):
+        function.resolve("9")
+
+
+def test_duplicates_and_bad_settings_are_refused(store, code, tmp_path) -> None:
+    store.create(spec(code))
+    with pytest.raises(ResourceConflictException):
+        store.create(spec(code))
+    with pytest.raises(InvalidParameterValueException, match="timeout"):
+        store.create(spec(code, name="slow", timeout_s=901))
+    with pytest.raises(InvalidParameterValueException, match="memorySize"):
+        store.create(spec(code, name="small", memory_mb=64))
+    with pytest.raises(InvalidParameterValueException, match="runtime"):
+        store.create(spec(code, name="node", runtime="nodejs22.x"))
+    with pytest.raises(InvalidParameterValueException, match="does not exist"):
+        store.create(spec(tmp_path / "missing", name="nocode"))
+    assert [f.name for f in store.all()] == ["fn"]
+
+
+def test_event_invoke_config_limits(store, code) -> None:
+    function = store.create(spec(code))
+    store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 0, 60), now=1.0)
+    assert function.event_invoke[LATEST].maximum_retry_attempts == 0
+    with pytest.raises(InvalidParameterValueException, match="maximumRetryAttempts"):
+        store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 3, 60), now=1.0)
+    with pytest.raises(InvalidParameterValueException, match="maximumEventAgeInSeconds"):
+        store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 1, 30), now=1.0)
+
+
+def test_a_relative_code_folder_is_made_absolute(store, code, monkeypatch) -> None:
+    # Environments chdir into the code folder: a relative path (the default run root is relative) would break.
+    monkeypatch.chdir(code.parent)
+    function = store.create(spec(Path(code.name)))
+    assert function.latest.spec.code_dir == code.resolve()
+    assert function.latest.spec.code_dir.is_absolute()

@@ -1,0 +1,185 @@
+"""A concurrency throttle that this machine caused (INITs queued for its CPU that on AWS would be over) waits instead
+of answering 429; one that AWS would give stands. Pure: a stand-in host with a real CPU gate, no processes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from lambdalab.awslambda.core.policy import Admitted, StartKind, Throttled, ThrottleReason
+from lambdalab.awslambda.runtime.cpu import CpuGate
+from lambdalab.awslambda.service.service import LambdaService, ServiceConfig, _Attempt
+
+
+@dataclass
+class Spec:
+    function_name: str
+    version: str = "$LATEST"
+    init_type: str = "on-demand"
+
+
+@dataclass
+class Env:
+    """What the service reads of an environment: whose it is, whether it queues for a CPU, how long its INIT ran."""
+
+    spec: Spec
+    queued: bool
+    elapsed_s: float
+
+    def queued_for_cpu(self) -> bool:
+        return self.queued
+
+    def init_elapsed_s(self, now: float) -> float:
+        return self.elapsed_s
+
+
+@dataclass
+class Host:
+    gate: CpuGate = field(default_factory=lambda: CpuGate(1))
+    environments: dict[str, Env] = field(default_factory=dict)
+
+    def queue_an_init(self) -> None:
+        self.gate.request("holder", lambda: None)
+        self.gate.request("queued", lambda: None)  # the one token is taken: this one waits
+
+
+def service(host: Host) -> LambdaService:
+    return LambdaService(host, ServiceConfig())  # type: ignore[arg-type]
+
+
+class Function:
+    name = "f"
+
+
+class Version:
+    version = "$LATEST"
+
+
+def attempt_of_f() -> _Attempt:
+    return _Attempt("r1", Function, "$LATEST", Version, "RequestResponse", 0.0, None)  # type: ignore[arg-type]
+
+
+RESERVED = Throttled(ThrottleReason.RESERVED, 1.0)
+ACCOUNT = Throttled(ThrottleReason.ACCOUNT, 1.0)
+RATE = Throttled(ThrottleReason.SCALING_RATE, 1.0)
+
+
+def test_without_an_init_queued_for_the_cpu_a_throttle_is_lambdas() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=5.0)})
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    assert not lam._held_by_this_machine(RESERVED, "f")  # the gate has nobody waiting
+
+
+def test_an_init_queued_longer_than_the_function_takes_alone_holds_the_concurrency() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    for init in (0.25, 0.3, 0.35):
+        lam._note_init("f", init)
+    assert lam._held_by_this_machine(RESERVED, "f")
+    assert lam._held_by_this_machine(ACCOUNT, "g")  # the account's concurrency counts every function's
+    assert not lam._held_by_this_machine(RESERVED, "g")  # g's reserved pool does not hold f's environments
+    assert not lam._held_by_this_machine(RATE, "f")  # the scaling rate is not a matter of CPU
+
+
+def test_an_init_younger_than_its_usual_length_would_still_be_running_on_aws() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=0.1)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    assert not lam._held_by_this_machine(RESERVED, "f")
+
+
+def test_a_function_never_seen_to_init_gives_no_yardstick() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=30.0)})
+    host.queue_an_init()
+    assert not service(host)._held_by_this_machine(RESERVED, "f")
+
+
+def test_the_yardstick_is_the_median_of_recent_inits() -> None:
+    lam = service(Host())
+    for init in (0.1, 5.0, 0.2, 0.3, 0.2):
+        lam._note_init("f", init)
+    assert lam._usual_init_s["f"] == 0.2
+
+
+async def test_a_held_throttle_waits_until_a_call_ends_then_is_decided_again() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._loop = asyncio.get_running_loop()
+    lam._note_init("f", 0.3)
+    admitted = Admitted(env_id="e2", kind=StartKind.WARM, spillover=False)
+    answers = iter([admitted])
+    lam.policy.admit = lambda *_: next(answers)  # type: ignore[method-assign]
+    job = attempt_of_f()
+    task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
+    await asyncio.sleep(0.01)
+    assert not task.done()  # waiting, not throttled
+    lam.waiting.call_ended("f")  # a call ended
+    assert await asyncio.wait_for(task, 1.0) is admitted
+    assert job.admission_wait_s > 0
+
+
+async def test_once_nothing_is_held_up_the_throttle_stands() -> None:
+    env = Env(Spec("f"), queued=True, elapsed_s=1.0)
+    host = Host(environments={"e1": env})
+    host.queue_an_init()
+    lam = service(host)
+    lam._loop = asyncio.get_running_loop()
+    lam._note_init("f", 0.3)
+    lam.policy.admit = lambda *_: RESERVED  # type: ignore[method-assign]
+    job = attempt_of_f()
+    task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    env.queued = False  # its INIT got its CPU token: nothing is held up any more
+    assert await asyncio.wait_for(task, 1.0) is RESERVED  # the next poll decides: Lambda's throttle
+
+
+def test_a_call_waits_for_an_environment_aws_would_have_free_instead_of_one_more_init() -> None:
+    # GIVEN an on-demand INIT of f queued for the CPU for longer than f's INITs take here
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    # THEN a new call of f waits for it (on AWS it would be free by now) ...
+    assert lam._lagging("f", "$LATEST", "$LATEST")
+    # ... but not a call of another version, nor one that a provisioned INIT is for, nor once nothing queues
+    assert not lam._lagging("f", "2", "2")
+    host.environments["e1"].spec.init_type = "provisioned-concurrency"
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+    host.environments["e1"].spec.init_type = "on-demand"
+    host.gate.release("holder")  # the queued INIT gets the token
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+
+
+def test_an_idle_environment_is_taken_at_once() -> None:
+    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    lam.policy.add_function("f")
+    admitted = lam.policy.admit("f", "$LATEST", "$LATEST")
+    assert isinstance(admitted, Admitted)
+    lam.policy.init_finished(admitted.env_id)
+    lam.policy.release(admitted.env_id)  # one environment of f is idle: the policy hands it over
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+
+
+async def test_a_lagging_wait_ends_when_a_call_ends_and_counts_as_local() -> None:
+    env = Env(Spec("f"), queued=True, elapsed_s=1.0)
+    host = Host(environments={"e1": env})
+    host.queue_an_init()
+    lam = service(host)
+    lam._loop = asyncio.get_running_loop()
+    lam._note_init("f", 0.3)
+    job = attempt_of_f()
+    task = asyncio.create_task(lam._wait_while_lagging(job))
+    await asyncio.sleep(0.01)
+    assert not task.done()
+    env.queued = False  # it got its CPU: the call goes on (to a warm environment or a new one)
+    lam.waiting.call_ended("f")
+    await asyncio.wait_for(task, 1.0)
+    assert job.admission_wait_s > 0
