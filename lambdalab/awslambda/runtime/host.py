@@ -35,9 +35,7 @@ from typing import Any
 import psutil
 
 from lambdalab import constants
-from lambdalab.awslambda.hosting import (
-    EnvironmentSpec,
-)
+from lambdalab.awslambda.hosting import EnvironmentSpec
 from lambdalab.awslambda.runtime import envvars, forkserver
 from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.runtime.environment import (
