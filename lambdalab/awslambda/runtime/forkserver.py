@@ -16,6 +16,12 @@ and runtime by :mod:`lambdalab.awslambda.runtime.probe`, replayed as a sleep, no
 (interpreter + runtime client) is replayed the same way at the start of INIT. A function that ships its own copy of
 a package (in its code folder, its dependencies or a layer) imports that copy for real, as on AWS.
 
+The same for the SDK's data that every client reads when it is made, whatever its service (``PRELOAD_DATA``: the
+endpoints, partitions, default configuration and retry rules — about half the CPU of ``boto3.client(...)``): the fork
+server parses those files once (:class:`PreparsedData`); a child's first load of each is handed the parsed object and
+waits as long as parsing it alone takes (measured by the probe). Later loads in the same child (another session)
+parse the file for real, as they would on AWS.
+
 The native ``runtime_client`` extension of awslambdaric reads ``AWS_LAMBDA_RUNTIME_API`` once, in a C++ static
 initialiser, when the shared object is loaded. A child forked after that load would talk to whatever address the
 fork server had. So the fork server imports ``awslambdaric.bootstrap`` with the native module hidden, and every child
@@ -106,6 +112,8 @@ BASELINE_MODULES = (
 )
 # What Lambda's Python runtime provides beyond the runtime client; pre-imported, restored on demand.
 PRELOAD_MODULES = ("boto3",)
+# botocore data files (under botocore/data, no extension) that making any client loads: parsed once, handed over once.
+PRELOAD_DATA = ("endpoints", "partitions", "sdk-default-configuration", "_retry")
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
@@ -152,10 +160,17 @@ def _rss_bytes() -> int:
 class ForkServer:
     """The server loop: spawn children on request, reap them, report their exits."""
 
-    def __init__(self, control: socket.socket, config: dict[str, Any], preloaded: dict[str, ModuleType]) -> None:
+    def __init__(
+        self,
+        control: socket.socket,
+        config: dict[str, Any],
+        preloaded: dict[str, ModuleType],
+        preparsed: PreparsedData | None = None,
+    ) -> None:
         self.control = control
         self.config = config
         self.preloaded = preloaded
+        self.preparsed = preparsed
         self.children: dict[int, str] = {}  # pid -> env_id
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
@@ -457,6 +472,59 @@ class Preloaded(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_loader(fullname, _Restore(module))
 
 
+def botocore_data_dir() -> str:
+    """Where the runtime's botocore keeps its data files (botocore imported)."""
+    return os.path.join(os.path.dirname(sys.modules["botocore"].__file__ or ""), "data")
+
+
+def parse_data(name: str) -> Any:
+    """One botocore data file, parsed as botocore parses it (`JSONFileLoader`)."""
+    loaders = importlib.import_module("botocore.loaders")
+    return loaders.JSONFileLoader().load_file(os.path.join(botocore_data_dir(), name))
+
+
+class PreparsedData:
+    """botocore data files the fork server parsed before forking. `install` wraps botocore's `JSONFileLoader.load_file`
+    (the class object children restore with botocore); in a child, the first load of a file gets the parsed object
+    after waiting what parsing it alone costs, through the child's gate (no CPU token held meanwhile)."""
+
+    def __init__(self, names: list[str], costs: dict[str, float]) -> None:
+        directory = botocore_data_dir()
+        self._data: dict[str, Any] = {}
+        self._costs: dict[str, float] = {}
+        for name in names:
+            data = parse_data(name)
+            if data is not None:  # a botocore without this file: the child parses whatever it has
+                path = os.path.join(directory, name)
+                self._data[path] = data
+                self._costs[path] = float(costs.get(name, 0.0))
+        self.gate: Gate | None = None
+        self.charged_s = 0.0
+
+    def install(self) -> None:
+        loader_class = importlib.import_module("botocore.loaders").JSONFileLoader
+        original = loader_class.load_file
+        preparsed = self
+
+        def load_file(loader: Any, file_path: str) -> Any:
+            data = preparsed.take(file_path)
+            return original(loader, file_path) if data is None else data
+
+        load_file.__doc__ = original.__doc__
+        loader_class.load_file = load_file
+
+    def take(self, file_path: str) -> Any:
+        data = self._data.pop(file_path, None)
+        if data is not None:
+            cost = self._costs.pop(file_path, 0.0)
+            self.charged_s += cost
+            if self.gate is not None:
+                self.gate.wait(cost)
+            else:
+                _sleep(cost)
+        return data
+
+
 def _child_main(request: dict[str, Any], log_fd: int, gate_fd: int, telemetry_fd: int, server: ForkServer) -> None:
     """Become one execution environment: never returns into the fork server's loop."""
     code = 1
@@ -530,6 +598,8 @@ def _become_environment(
     stash = {name: sys.modules.pop(name) for name in server.preloaded if name in sys.modules}
     costs, tree = server.config.get("costs", {}), server.config.get("tree", {})
     sys.meta_path.insert(0, Preloaded(stash, costs, tree, own_paths, gate))
+    if server.preparsed is not None:
+        server.preparsed.gate = gate
     limit = request.get("address_space_limit")
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
@@ -609,6 +679,9 @@ def _run_runtime(handler: str, gate: Gate, startup_s: float) -> int:
 # --- probe ----------------------------------------------------------------------------------------------------------
 
 
+_probe_kept: list[Any] = []  # the probe's parsed data stays alive, as the fork server's does, for the RSS reading
+
+
 def probe(site: str) -> int:
     """What one fresh runtime process costs: see the module docstring."""
     _use_site(site)
@@ -620,7 +693,13 @@ def probe(site: str) -> int:
     sys.stderr.flush()
     for name in PRELOAD_MODULES:
         __import__(name)  # the import statement's path: -X importtime does not time importlib.import_module
-    sys.stdout.write(json.dumps({"baseline_rss": baseline_rss, "preload_rss": _rss_bytes()}) + "\n")
+    data_s: dict[str, float] = {}
+    for name in PRELOAD_DATA:  # what parsing each costs alone; kept by the fork server, so its memory counts too
+        begin = time.perf_counter()
+        _probe_kept.append(parse_data(name))
+        data_s[name] = time.perf_counter() - begin
+    sizes = {"baseline_rss": baseline_rss, "preload_rss": _rss_bytes(), "data_s": data_s}
+    sys.stdout.write(json.dumps(sizes) + "\n")
     sys.stdout.flush()
     return 0
 
@@ -645,9 +724,13 @@ def main(argv: list[str]) -> int:
     for name in config.get("preload", PRELOAD_MODULES):
         importlib.import_module(name)
     preloaded = {name: module for name, module in sys.modules.items() if name not in baseline and module is not None}
+    preparsed = None
+    if "botocore" in sys.modules:
+        preparsed = PreparsedData(list(config.get("preload_data", PRELOAD_DATA)), config.get("data_costs", {}))
+        preparsed.install()
     gc.collect()
     gc.freeze()  # keep the pre-imported objects out of the collector so children do not copy their pages
-    ForkServer(control, config, preloaded).serve()
+    ForkServer(control, config, preloaded, preparsed).serve()
     return 0
 
 

@@ -112,6 +112,8 @@ class ForkServerProcess:
             "costs": runtime.costs.imports_s,
             "tree": runtime.costs.tree,
             "startup_s": runtime.costs.startup_s,
+            "preload_data": list(forkserver.PRELOAD_DATA),
+            "data_costs": runtime.costs.data_s,
         }
         handle, name = tempfile.mkstemp(prefix="lambdalab-forkserver-", suffix=".json")
         with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -8,8 +8,10 @@ runtime's interpreter, one after the other, each
 * the **start**: from launching the interpreter to the runtime client loaded (``baseline`` on its stdout);
 * the **imports**: ``python -X importtime`` self time of every module ``import boto3`` loads after that, and which
   module first imported which (the tree the fork server restores modules by);
-* the **memory**: resident set added by those imports (counted in Max Memory Used only once the function imports
-  any of them).
+* the **data**: how long parsing each of the SDK data files every client reads takes (``forkserver.PRELOAD_DATA``:
+  the fork server parses them once and a child's first load waits this long instead);
+* the **memory**: resident set added by those imports and that parsed data (counted in Max Memory Used only once the
+  function imports any of them).
 
 The quickest run is kept (noise on a shared machine only ever adds time): the smallest start, and the import times
 of the run whose imports took least in total. Results are cached
@@ -48,7 +50,8 @@ class RuntimeCosts:
     startup_s: float
     imports_s: dict[str, float]  # module -> self time of its import
     tree: dict[str, list[str]]  # module -> the modules its import loaded first
-    preload_rss: int  # resident bytes the SDK imports add
+    preload_rss: int  # resident bytes the SDK imports and its parsed data add
+    data_s: dict[str, float] = field(default_factory=dict)  # botocore data file -> what parsing it alone costs
     runs: int = PROBE_RUNS
     measured_at: float = field(default_factory=time.time)
 
@@ -76,6 +79,8 @@ class RuntimeCosts:
             imports_s={str(k): float(v) for k, v in dict(data["imports_s"]).items()},  # type: ignore[call-overload]
             tree={str(k): [str(c) for c in v] for k, v in dict(data["tree"]).items()},  # type: ignore[call-overload]
             preload_rss=int(data["preload_rss"]),  # type: ignore[call-overload]
+            # required: costs cached before the data was parsed in the fork server are measured again
+            data_s={str(k): float(v) for k, v in dict(data["data_s"]).items()},  # type: ignore[call-overload]
             runs=int(data.get("runs", PROBE_RUNS)),  # type: ignore[call-overload]
             measured_at=float(data.get("measured_at", 0.0)),  # type: ignore[arg-type]
         )
@@ -114,6 +119,7 @@ def measure(interpreter: Interpreter, site: Path, runs: int = PROBE_RUNS) -> Run
     startups: list[float] = []
     samples: list[tuple[dict[str, float], dict[str, list[str]]]] = []
     rss: list[int] = []
+    data_s: dict[str, float] = {}
     script = forkserver.__file__
     for _ in range(runs):
         begin = time.perf_counter()
@@ -140,11 +146,18 @@ def measure(interpreter: Interpreter, site: Path, runs: int = PROBE_RUNS) -> Run
             raise RuntimeError(f"the {interpreter.runtime} probe failed: {(err or '').strip().splitlines()[-1:]}")
         sizes = json.loads(rest.strip().splitlines()[-1])
         rss.append(int(sizes["preload_rss"]) - int(sizes["baseline_rss"]))
+        for name, seconds in dict(sizes.get("data_s", {})).items():  # each file's quickest parse
+            data_s[name] = min(float(seconds), data_s.get(name, float("inf")))
         samples.append(parse_importtime(err.split(forkserver.PROBE_MARK, 1)[-1]))
     # One whole run, the quickest: per-module minima taken from different runs would add up to less than any run.
     imports, tree = min(samples, key=lambda sample: sum(sample[0].values()))
     return RuntimeCosts(
-        startup_s=min(startups), imports_s=imports, tree=tree, preload_rss=int(statistics.median(rss)), runs=runs
+        startup_s=min(startups),
+        imports_s=imports,
+        tree=tree,
+        preload_rss=int(statistics.median(rss)),
+        data_s=data_s,
+        runs=runs,
     )
 
 

@@ -105,6 +105,22 @@ def test_importing_the_sdk_costs_its_measured_time_and_its_memory_counts_from_th
     assert sdk_result.max_memory_used_mb - plain_result.max_memory_used_mb >= costs.preload_rss / 2**20 / 2
 
 
+def test_the_sdk_data_every_client_reads_is_handed_over_parsed_at_its_cost_alone() -> None:
+    # GIVEN a function that makes a boto3 client during INIT
+    async def scenario(host):
+        sdk = await ready_env(host, env_id="sdk-data", folder="sdk", runtime="python3.13")
+        body = json.loads((await sdk.invoke(request({}, "r-data"))).body)
+        return body, host.runtime("python3.13").costs
+
+    body, costs = run(scenario)
+    parse_alone = sum(costs.data_s.values())
+    assert {"endpoints", "partitions"} <= set(costs.data_s) and parse_alone > 0.002
+    # THEN making the client took at least what parsing that data alone costs (a wait) ...
+    assert body["client_s"] >= 0.9 * parse_alone
+    # ... but not its CPU: the fork server had parsed it (the CPU clock counts only what this process ran)
+    assert body["client_cpu_s"] <= body["client_s"] - 0.5 * parse_alone
+
+
 def test_a_storm_of_inits_is_reported_as_each_would_take_alone() -> None:
     # GIVEN the INIT of a boto3 function measured alone, three times
     async def scenario(host):

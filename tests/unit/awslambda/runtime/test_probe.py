@@ -52,3 +52,6 @@ def test_measuring_a_real_runtime() -> None:
     assert costs.import_cost("boto3") > costs.imports_s["boto3"] > 0
     assert "botocore" in costs.imports_s and costs.preload_rss > 1_000_000
     assert "awslambdaric" not in costs.imports_s  # the runtime client is part of the start, not of an import
+    # parsing the SDK data every client reads: endpoints.json alone is over a megabyte of JSON
+    assert set(costs.data_s) == {"endpoints", "partitions", "sdk-default-configuration", "_retry"}
+    assert costs.data_s["endpoints"] > 0.002
