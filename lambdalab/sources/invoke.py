@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from lambdalab.awslambda.core.outcome import Outcome, Rejected
+from lambdalab.awslambda.core.outcome import InvocationResult, Outcome, Rejected
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,27 +61,28 @@ class Sender(Protocol):
         ...
 
 
-class LambdaServiceInvoker:
-    """Both invoker protocols over lambdalab.awslambda.service.service.LambdaService: asynchronous ones through its
-    Invoke API behaviour (`invoke`, InvocationType Event), synchronous ones through its typed `invoke_internal`."""
+class LambdaFunctions(Protocol):
+    """What the adapter needs of lambdalab.awslambda.service.service.LambdaService: its two typed internal invokes."""
 
-    def __init__(self, service: Any) -> None:
+    def enqueue_internal(
+        self, function_arn: str, payload: bytes, *, trace_header: str | None = None
+    ) -> str | Rejected: ...
+
+    async def invoke_internal(self, function_arn: str, payload: bytes) -> InvocationResult | Rejected: ...
+
+
+class LambdaServiceInvoker:
+    """Both invoker protocols over the Lambda service's typed internal invokes: asynchronous ones put the event in its
+    async queue (`enqueue_internal`), synchronous ones run it (`invoke_internal`); a refusal is a value there, an
+    InvokeRefused here."""
+
+    def __init__(self, service: LambdaFunctions) -> None:
         self._service = service
 
-    async def _invoke(self, function_arn: str, payload: bytes, invocation_type: str, trace_header: str | None) -> Any:
-        from lambdalab.awslambda.core.exceptions import LambdaApiError, TooManyRequestsException
-
-        try:
-            return await self._service.invoke(
-                function_arn, None, payload, invocation_type=invocation_type, trace_header=trace_header
-            )
-        except TooManyRequestsException as exc:
-            raise InvokeRefused(exc.code, exc.message, status=exc.status, throttled=True) from None
-        except LambdaApiError as exc:
-            raise InvokeRefused(exc.code, exc.message, status=exc.status) from None
-
     async def invoke_async(self, function_arn: str, payload: bytes, *, trace_header: str | None = None) -> None:
-        await self._invoke(function_arn, payload, "Event", trace_header)
+        queued = self._service.enqueue_internal(function_arn, payload, trace_header=trace_header)
+        if isinstance(queued, Rejected):
+            raise InvokeRefused(queued.code, queued.message, status=queued.status)
 
     async def invoke_sync(self, function_arn: str, payload: bytes) -> SyncResult:
         """Through the service's typed `invoke_internal`: a refusal is a value there, an InvokeRefused here."""

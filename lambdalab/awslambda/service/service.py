@@ -553,6 +553,22 @@ class LambdaService:
         attempt = _Attempt(str(uuid.uuid4()), function, as_invoked, version, "RequestResponse", received_at, None)
         return await self._run(attempt, payload)
 
+    def enqueue_internal(self, function_arn: str, payload: bytes, *, trace_header: str | None = None) -> str | Rejected:
+        """An asynchronous invocation from inside AWS (SNS, EventBridge, S3, a schedule, a destination): the event's
+        request id once it is in the async queue, or why Lambda rejected it (the Event payload limit, an unknown
+        function). The same path as `invoke` with InvocationType Event, without the HTTP shapes."""
+        received_at = self.epoch.now()
+        try:
+            function, as_invoked, _ = self._resolve(function_arn, None)
+            payload = self.validate_payload(payload, "Event")
+        except LambdaApiError as exc:
+            return Rejected(exc.code, exc.message, exc.status)
+        request_id = str(uuid.uuid4())
+        self.accept_async(
+            function, as_invoked, payload, request_id=request_id, received_at=received_at, trace_header=trace_header
+        )
+        return request_id
+
     def _resolve(self, function_name: str, qualifier: str | None) -> tuple[LambdaFunction, str, FunctionVersion]:
         """(the function, the qualifier as invoked, the version that runs), or the Lambda API's error."""
         function = self.store.get(function_name)

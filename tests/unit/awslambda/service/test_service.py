@@ -278,6 +278,26 @@ async def test_the_internal_invoke_is_typed(lab: Lab) -> None:
     assert isinstance(throttled, InvocationResult) and throttled.throttle is not None
 
 
+async def test_the_internal_async_invoke_is_typed_and_queues_as_an_event(lab: Lab) -> None:
+    from lambdalab.awslambda.core.outcome import Rejected
+    from lambdalab.sources.invoke import InvokeRefused, LambdaServiceInvoker
+
+    request_id = lab.service.enqueue_internal(
+        "fn", b'{"n": 1}', trace_header="Root=1-5759e988-bd862e3fe1be46a994272793"
+    )
+    assert isinstance(request_id, str)
+    await settle()
+    (record,) = lab.telemetry.records
+    assert (record.request_id, record.invocation_type, record.outcome) == (request_id, "Event", Outcome.SUCCESS)
+    missing = lab.service.enqueue_internal("nope", b"{}")
+    assert isinstance(missing, Rejected) and missing.code == "ResourceNotFoundException"
+    too_big = lab.service.enqueue_internal("fn", b'"' + b"x" * (1024 * 1024) + b'"')  # the Event limit: 1 MB
+    assert isinstance(too_big, Rejected) and too_big.status == 413
+    with pytest.raises(InvokeRefused) as refused:  # what SNS, EventBridge and S3 see
+        await LambdaServiceInvoker(lab.service).invoke_async("nope", b"{}")
+    assert refused.value.status == 404 and not refused.value.throttled
+
+
 async def test_provisioned_last_modified_is_stamped_at_write_time(tmp_path: Path) -> None:
     lab = await make_lab(tmp_path, Limits())
     try:
