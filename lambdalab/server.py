@@ -274,12 +274,17 @@ class LocalCloud:
             gateway_url=self._url,
             region=config.region,
             account_id=config.account_id,
+            clocks=self.clocks,
             time_scale=config.time_scale,
         )
         moto_hooks.install(self.router)
         self._stoppers.append(moto_hooks.uninstall)
         self.scheduler = Scheduler(
-            self.router, region=config.region, account_id=config.account_id, time_scale=config.time_scale
+            self.router,
+            region=config.region,
+            account_id=config.account_id,
+            clocks=self.clocks,
+            time_scale=config.time_scale,
         )
         self.scheduler.start()
         self._closers.insert(0, self.scheduler.stop)

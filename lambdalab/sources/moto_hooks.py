@@ -19,10 +19,10 @@ then behaves as it always did). Each wrap calls moto's original when no router i
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote_plus
@@ -227,10 +227,18 @@ _REASONS = {
 }
 
 
+def _sequencer(now: float) -> str:
+    """S3's `sequencer`: hex that grows with the event's time (µs), then a counter for events of the same µs."""
+    return f"{int(now * 1_000_000):X}{next(_SEQUENCE) & 0xFFFF:04X}"
+
+
+_SEQUENCE = itertools.count()
+
+
 def s3_record(
-    event_name: str, bucket: Any, key: Any, *, configuration_id: str, region: str, account: str
+    event_name: str, bucket: Any, key: Any, *, configuration_id: str, region: str, account: str, now: float
 ) -> dict[str, Any]:
-    """One S3 event record as S3 sends it ("Event message structure", eventVersion 2.1)."""
+    """One S3 event record as S3 sends it ("Event message structure", eventVersion 2.1), at `now` (epoch s)."""
     name = event_name[3:] if event_name.startswith("s3:") else event_name
     removed = name.startswith("ObjectRemoved")
     obj: dict[str, Any] = {"key": quote_plus(key.name, safe="/")}  # "URL encoded" with + for spaces; / kept
@@ -239,13 +247,13 @@ def s3_record(
     version = getattr(key, "version_id", None)
     if version and version != "null":
         obj["versionId"] = version
-    obj["sequencer"] = f"{time.time_ns():X}"[:18]
+    obj["sequencer"] = _sequencer(now)
     request_id = uuid.uuid4().hex[:16].upper()
     return {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "awsRegion": region,
-        "eventTime": iso_ms(time.time()),
+        "eventTime": iso_ms(now),
         "eventName": name,
         "userIdentity": {"principalId": f"AWS:{account}"},
         "requestParameters": {"sourceIPAddress": "127.0.0.1"},
@@ -263,14 +271,16 @@ def s3_record(
     }
 
 
-def s3_eventbridge_detail(event_name: str, bucket: Any, key: Any, account: str) -> tuple[str, dict[str, Any]]:
+def s3_eventbridge_detail(
+    event_name: str, bucket: Any, key: Any, account: str, now: float
+) -> tuple[str, dict[str, Any]]:
     """(detail-type, detail) of the event S3 sends to EventBridge ("Amazon S3 Event Notifications with
     EventBridge")."""
     from moto.s3.notifications import _detail_type
 
     detail_type = _detail_type(event_name)
     name = event_name[3:] if event_name.startswith("s3:") else event_name
-    obj: dict[str, Any] = {"key": key.name, "sequencer": f"{time.time_ns():X}"[:18]}
+    obj: dict[str, Any] = {"key": key.name, "sequencer": _sequencer(now)}
     if not name.startswith("ObjectRemoved"):
         obj.update(size=key.size, etag=key.etag.replace('"', ""))
     version = getattr(key, "version_id", None)
@@ -306,18 +316,19 @@ def _patch_s3() -> None:
             return None
         name = str(getattr(event_name, "value", event_name))
         region = bucket.region_name
+        now = router.epoch.now()  # the event's time, for the records and the EventBridge event alike
         deliveries: list[tuple[str, str]] = []
         for group in (config.cloud_function, config.queue, config.topic):
             for notification in group:
                 if notification.matches(name, key.name):
                     record = s3_record(
-                        name, bucket, key, configuration_id=notification.id, region=region, account=account_id
+                        name, bucket, key, configuration_id=notification.id, region=region, account=account_id, now=now
                     )
                     deliveries.append((notification.arn, json.dumps({"Records": [record]})))
         eventbridge = None
         if config.event_bridge is not None:
             try:
-                detail_type, detail = s3_eventbridge_detail(name, bucket, key, account_id)
+                detail_type, detail = s3_eventbridge_detail(name, bucket, key, account_id, now)
             except ValueError:
                 detail_type = ""
             if detail_type:
@@ -328,6 +339,7 @@ def _patch_s3() -> None:
                     resources=[f"arn:aws:s3:::{bucket.name}"],
                     region=region,
                     account=account_id,
+                    event_time=now,
                 )
         router.on_s3_records(deliveries, eventbridge)
         return None

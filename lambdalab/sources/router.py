@@ -27,13 +27,12 @@ import json
 import logging
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdalab.clock import Clock, WallClock
+from lambdalab.clock import Clocks
 from lambdalab.sources.invoke import AsyncInvoker, InvokeRefused, LoopBridge
 from lambdalab.sources.patterns import Dialect, Pattern, PatternError, compile_pattern, loads
 from lambdalab.sources.retry import RetryPolicy, sns_delay
@@ -65,8 +64,8 @@ class SourceRouter:
         gateway_url: str,
         region: str,
         account_id: str,
+        clocks: Clocks,
         time_scale: float = 1.0,
-        clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.bridge = bridge
@@ -74,9 +73,10 @@ class SourceRouter:
         self.region = region
         self.account_id = account_id
         self.time_scale = time_scale
-        self.clock = clock or WallClock()
+        self.clock = clocks.monotonic  # retry budgets (MaximumEventAgeInSeconds)
+        self.epoch = clocks.epoch  # SNS Timestamp, EventBridge time
         self.rng = rng or random.Random()
-        self.delivery = TargetDelivery(invoker, moto_url, gateway_url, region)
+        self.delivery = TargetDelivery(invoker, moto_url, gateway_url, region, epoch=clocks.epoch)
         self._patterns: dict[str, Pattern | None] = {}
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}  # what was delivered, retried, dead-lettered, discarded (tests read it)
@@ -103,7 +103,7 @@ class SourceRouter:
         attributes: Mapping[str, Any] | None,
         redrive_policy: str | None,
     ) -> None:
-        now = time.time()
+        now = self.epoch.now()
         notification = {
             "Type": "Notification",
             "MessageId": message_id,
@@ -299,7 +299,7 @@ class SourceRouter:
             "detail-type": detail_type,
             "source": source,
             "account": account or self.account_id,
-            "time": iso_s(event_time if event_time is not None else time.time()),
+            "time": iso_s(event_time if event_time is not None else self.epoch.now()),
             "region": region or self.region,
             "resources": list(resources or []),
             "detail": detail,

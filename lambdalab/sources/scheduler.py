@@ -22,13 +22,13 @@ import contextlib
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lambdalab.clock import Clock, Clocks
 from lambdalab.sources.retry import RetryPolicy
 from lambdalab.sources.router import SourceRouter, iso_s
 from lambdalab.sources.schedule_expr import At, Expression, Rate, ScheduleError, next_fire, parse, timezone_of
@@ -41,22 +41,22 @@ REFRESH_S = 0.5  # how often moto's schedules and rules are re-read
 
 
 class ScheduleClock:
-    """Schedule time (aware UTC datetimes): the real time at `start` (default: now), then `1 / time_scale` times as
-    fast."""
+    """Schedule time (aware UTC datetimes): the epoch clock's time at `start` (default: now), then `1 / time_scale`
+    times as fast. `epoch` is the local cloud's epoch clock (a virtual one in tests)."""
 
-    def __init__(self, time_scale: float, wall: Callable[[], float] = time.time, start: float | None = None) -> None:
+    def __init__(self, time_scale: float, epoch: Clock, start: float | None = None) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale must be positive, not {time_scale}")
         self.time_scale = time_scale
-        self._wall = wall
-        self._start = wall() if start is None else start
+        self._epoch = epoch
+        self._start = epoch.now() if start is None else start
 
     def fork(self) -> ScheduleClock:
         """A clock for a new schedule: the same compression, starting at the real time now."""
-        return ScheduleClock(self.time_scale, self._wall)
+        return ScheduleClock(self.time_scale, self._epoch)
 
     def now(self) -> datetime:
-        elapsed = (self._wall() - self._start) / self.time_scale
+        elapsed = (self._epoch.now() - self._start) / self.time_scale
         return datetime.fromtimestamp(self._start + elapsed, UTC)
 
     def wall_seconds_until(self, when: datetime) -> float:
@@ -101,19 +101,20 @@ class Scheduler:
         *,
         region: str,
         account_id: str,
+        clocks: Clocks,
         time_scale: float = 1.0,
-        clock: ScheduleClock | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.router = router
         self.region = region
         self.account_id = account_id
-        self.clock = clock or ScheduleClock(time_scale)
+        self.monotonic = clocks.monotonic  # when moto's definitions are re-read
+        self.clock = ScheduleClock(time_scale, clocks.epoch)  # schedule time
         self.rng = rng or random.Random()
         self.entries: dict[str, _Entry] = {}
         self.fired: list[tuple[str, datetime]] = []  # (ARN, scheduled time) of every run, for tests and reports
         self._task: asyncio.Task[None] | None = None
-        self._refreshed = 0.0
+        self._refreshed: float | None = None  # monotonic time of the last refresh
         self._warned: set[str] = set()
 
     @property
@@ -133,14 +134,19 @@ class Scheduler:
 
     async def _run(self) -> None:
         while True:
-            if time.monotonic() - self._refreshed >= REFRESH_S:
-                try:
-                    await asyncio.to_thread(self.refresh)
-                except Exception:
-                    LOG.exception("reading schedules failed")
-                self._refreshed = time.monotonic()
-            self.fire_due()
+            await self.tick()
             await asyncio.sleep(TICK_S)
+
+    async def tick(self) -> int:
+        """One pass: re-read the definitions if REFRESH_S have passed on the monotonic clock, then fire what is due
+        on the schedule clocks. Returns how many runs fired."""
+        if self._refreshed is None or self.monotonic.now() - self._refreshed >= REFRESH_S:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:
+                LOG.exception("reading schedules failed")
+            self._refreshed = self.monotonic.now()
+        return self.fire_due()
 
     # --- definitions ----------------------------------------------------------------------------------------------
 

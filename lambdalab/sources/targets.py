@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdalab.awsclients import local_session
+from lambdalab.clock import Clock
 from lambdalab.sources.invoke import AsyncInvoker, InvokeRefused
 
 LOG = logging.getLogger(__name__)
@@ -73,8 +73,9 @@ def _error(exc: ClientError) -> DeliveryError:
 class TargetDelivery:
     """One delivery attempt per call; the caller owns retries and dead-letter queues."""
 
-    def __init__(self, invoker: AsyncInvoker, moto_url: str, gateway_url: str, region: str) -> None:
+    def __init__(self, invoker: AsyncInvoker, moto_url: str, gateway_url: str, region: str, *, epoch: Clock) -> None:
         self._invoker = invoker
+        self._epoch = epoch  # a CloudWatch Logs target's event timestamp
         self._moto_url = moto_url
         self._gateway_url = gateway_url
         self._region = region
@@ -176,7 +177,7 @@ class TargetDelivery:
             logs.put_log_events(
                 logGroupName=group,
                 logStreamName=stream,
-                logEvents=[{"timestamp": int(time.time() * 1000), "message": payload}],
+                logEvents=[{"timestamp": int(self._epoch.now() * 1000), "message": payload}],
             )
         else:
             raise DeliveryError(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lambdalab.clock import VirtualClock
+from lambdalab.clock import Clocks, VirtualClock
 from lambdalab.sources.esm_metrics import EsmMetrics
 from lambdalab.sources.invoke import InvokeRefused, LoopBridge
 from lambdalab.sources.retry import RetryPolicy
@@ -55,7 +55,7 @@ def router(loop: asyncio.AbstractEventLoop, invoker: Any) -> SourceRouter:
         region="us-east-1",
         account_id="123456789012",
         time_scale=0.0001,  # retries in microseconds
-        clock=VirtualClock(),
+        clocks=Clocks.virtual()[1],
         rng=random.Random(3),
     )
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lambdalab.clock import Clocks
 from lambdalab.sources.schedule_expr import At, Rate, ScheduleError, next_fire, parse, timezone_of
 from lambdalab.sources.scheduler import ScheduleClock
 
@@ -79,10 +80,10 @@ def test_at_runs_once() -> None:
 
 
 def test_the_schedule_clock_runs_1_over_time_scale_as_fast_from_its_start() -> None:
-    wall = [1000.0]
-    clock = ScheduleClock(0.01, wall=lambda: wall[0])
+    wall, clocks = Clocks.virtual(start_epoch=1000.0)
+    clock = ScheduleClock(0.01, clocks.epoch)
     start = clock.now()
-    wall[0] += 0.6  # 0.6 s real ...
+    wall.advance(0.6)  # 0.6 s real ...
     assert clock.now() - start == timedelta(minutes=1)  # ... is a minute of schedule time
     assert clock.wall_seconds_until(clock.now() + timedelta(minutes=5)) == pytest.approx(3.0)
     later = clock.fork()
