@@ -165,10 +165,14 @@ class LocalCloud:
             gateway.proxy,
             account_id=config.account_id,
             access_log=None,
+            clocks=self.clocks,
         )
         self._closers.append(self._rest_apis.close)
         self._http_apis = HttpApis(  # HTTP APIs share the REST APIs' local URL form and access log
-            moto_http_table_loader(self.moto.url, config.region), self._invoke_for_api, account_id=config.account_id
+            moto_http_table_loader(self.moto.url, config.region),
+            self._invoke_for_api,
+            account_id=config.account_id,
+            clocks=self.clocks,
         )
         self._closers.append(self._http_apis.close)
         self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
@@ -198,7 +202,7 @@ class LocalCloud:
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
         self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
-        self._http_apis.metrics = HttpApiMetrics(time_scale=config.time_scale)
+        self._http_apis.metrics = HttpApiMetrics(self.clocks.epoch, time_scale=config.time_scale)
         http_publisher = MetricsPublisher(
             self._http_apis.metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
             local_client("cloudwatch", self.moto.url, config.region),

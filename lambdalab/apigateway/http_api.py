@@ -31,7 +31,6 @@ import binascii
 import json
 import logging
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from lambdalab.apigateway.proxy import HttpRequest, ProxyContext, build_event, request_time
+from lambdalab.clock import Clock, Clocks
 from lambdalab.observe.periods import BASE_PERIOD_S, Dims, PeriodStats
 
 LOG = logging.getLogger(__name__)
@@ -450,7 +450,8 @@ def map_response_v1(payload: bytes, function_error: str | None) -> HttpApiRespon
 class HttpApiMetrics:
     """AWS/ApiGateway metrics of HTTP APIs per period (`60 x time_scale` s); MetricsPublisher drives `flush`."""
 
-    def __init__(self, *, time_scale: float = 1.0) -> None:
+    def __init__(self, epoch: Clock, *, time_scale: float = 1.0) -> None:
+        self._epoch = epoch  # the period a flush without `now` closes
         self._stats = PeriodStats(
             BASE_PERIOD_S * time_scale,
             {"Latency": "Milliseconds", "IntegrationLatency": "Milliseconds", "DataProcessed": "Bytes"},
@@ -475,7 +476,7 @@ class HttpApiMetrics:
         self._stats.add_all(at, levels, samples)
 
     def flush(self, now: float | None = None, *, final: bool = False) -> list[dict[str, Any]]:
-        return self._stats.flush(time.time() if now is None else now, final=final)
+        return self._stats.flush(self._epoch.now() if now is None else now, final=final)
 
 
 # --- the handler --------------------------------------------------------------------------------------------------
@@ -487,8 +488,10 @@ class HttpApis:
     """Serves the deployed HTTP APIs under `/restapis/{api}/{stage}/_user_request_/...` (the REST APIs' local form)."""
 
     def __init__(self, load_table: Callable[[], HttpRouteTable], invoker: Invoker, *, account_id: str,
-                 access_log: Any = None, reload_after_miss_s: float = 1.0) -> None:  # fmt: skip
+                 clocks: Clocks, access_log: Any = None, reload_after_miss_s: float = 1.0) -> None:  # fmt: skip
         self._load_table = load_table
+        self.monotonic = clocks.monotonic  # latencies, when the routes were loaded
+        self.epoch = clocks.epoch  # requestTimeEpoch, metric periods
         self._invoker = invoker
         self.account_id = account_id
         self.access_log = access_log  # lambdalab.apigateway.local.AccessLog: the REST APIs' log, for now
@@ -502,20 +505,20 @@ class HttpApis:
     async def reload(self) -> HttpRouteTable:
         async with self._lock:
             self.table = await asyncio.to_thread(self._load_table)
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self.monotonic.now()
             return self.table
 
     async def knows(self, api_id: str) -> bool:
         table = self.table if self.table is not None else await self.reload()
         if api_id in table.apis:
             return True
-        if time.monotonic() - self._loaded_at >= self._reload_after_miss_s:
+        if self.monotonic.now() - self._loaded_at >= self._reload_after_miss_s:
             return api_id in (await self.reload()).apis
         return False
 
     async def handle(self, request: web.Request, api_id: str, stage_name: str, path: str) -> web.StreamResponse:
-        started = time.monotonic()
-        epoch_ms = int(time.time() * 1000)
+        started = self.monotonic.now()
+        epoch_ms = int(self.epoch.now() * 1000)
         request_id = str(uuid.uuid4())
         body = await request.read()
         table = self.table or await self.reload()
@@ -545,12 +548,12 @@ class HttpApis:
                 builder = build_event_v1 if integration.payload_format_version == "1.0" else build_event_v2
                 event = builder(api_request, found, account_id=self.account_id, request_id=request_id,
                                 epoch_ms=epoch_ms)  # fmt: skip
-                integration_started = time.monotonic()
+                integration_started = self.monotonic.now()
                 response = await self._integrate(function_arn, event, integration, request.headers.get(
                     "X-Amzn-Trace-Id"))  # fmt: skip
-                integration_latency = round((time.monotonic() - integration_started) * 1000)
+                integration_latency = round((self.monotonic.now() - integration_started) * 1000)
         response.headers.append(("apigw-requestid", request_id))
-        latency = round((time.monotonic() - started) * 1000)
+        latency = round((self.monotonic.now() - started) * 1000)
         route_key = found.route.key if found is not None else None
         if self.metrics is not None and found is not None:
             self.metrics.record(

@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,7 +32,7 @@ from lambdalab.apigateway.proxy import (
 )
 from lambdalab.apigateway.routes import RouteTable, table_from_api
 from lambdalab.awsclients import local_client
-from lambdalab.clock import EpochClock
+from lambdalab.clock import Clocks
 
 LOG = logging.getLogger(__name__)
 
@@ -130,6 +129,7 @@ class RestApis:
         *,
         account_id: str,
         access_log: AccessLog | None,
+        clocks: Clocks,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         reload_after_miss_s: float = _RELOAD_AFTER_MISS_S,
     ) -> None:
@@ -138,6 +138,8 @@ class RestApis:
         self._fallback = fallback
         self.account_id = account_id
         self.access_log = access_log
+        self.monotonic = clocks.monotonic  # latencies, when the routes were loaded
+        self.epoch = clocks.epoch  # requestTimeEpoch, access log lines, metric periods
         self.integration_timeout_s = integration_timeout_s
         self.reload_after_miss_s = reload_after_miss_s  # a miss re-reads the APIs at most this often
         self.table: RouteTable | None = None
@@ -152,7 +154,7 @@ class RestApis:
         """Send AWS/ApiGateway metrics to CloudWatch from now on (a background thread, twice a period, <= 5 s)."""
         from lambdalab.observe.metrics import MetricsPublisher
 
-        self.metrics = ApiMetrics(EpochClock(), time_scale=time_scale)
+        self.metrics = ApiMetrics(self.epoch, time_scale=time_scale)
         interval_s = max(0.5, min(5.0, self.metrics.period_s / 2))
         aggregator: Any = self.metrics  # MetricsPublisher only calls flush(final=...), which ApiMetrics has
         self._publisher = MetricsPublisher(aggregator, cloudwatch_client, interval_s, namespace=NAMESPACE)
@@ -161,15 +163,15 @@ class RestApis:
     async def reload(self) -> RouteTable:
         async with self._lock:
             self.table = await asyncio.to_thread(self._load_table)
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self.monotonic.now()
             LOG.info("REST API routes loaded: %s", ", ".join(sorted(self.table.apis)) or "none")
             return self.table
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not is_user_request(request):
             return await self._fallback(request)  # the API Gateway management API (moto)
-        started = time.monotonic()
-        epoch_ms = int(time.time() * 1000)
+        started = self.monotonic.now()
+        epoch_ms = int(self.epoch.now() * 1000)
         match = _USER_PATH.match(request.rel_url.raw_path)
         assert match is not None
         api_id, stage_name, path = match.group("api"), match.group("stage"), match.group("path") or "/"
@@ -177,7 +179,7 @@ class RestApis:
         body = await request.read()
         table = self.table if self.table is not None else await self.reload()
         found = table.match(api_id, stage_name, request.method, path)
-        if found is None and time.monotonic() - self._loaded_at >= self.reload_after_miss_s:
+        if found is None and self.monotonic.now() - self._loaded_at >= self.reload_after_miss_s:
             found = (await self.reload()).match(api_id, stage_name, request.method, path)
         integration_latency: int | None = None
         resource_path = found.resource.path if found is not None else None
@@ -213,11 +215,11 @@ class RestApis:
                     binary_media_types=found.api.binary_media_types,
                 )
                 event = build_event(http_request, context)
-                integration_started = time.monotonic()
+                integration_started = self.monotonic.now()
                 response = await self._integrate(function_arn, event, request.headers.get("X-Amzn-Trace-Id"))
-                integration_latency = round((time.monotonic() - integration_started) * 1000)
+                integration_latency = round((self.monotonic.now() - integration_started) * 1000)
         response.headers += [("x-amzn-RequestId", request_id), ("x-amz-apigw-id", _apigw_id())]
-        latency = round((time.monotonic() - started) * 1000)
+        latency = round((self.monotonic.now() - started) * 1000)
         if self.metrics is not None and found is not None:
             self.metrics.record(
                 ApiRequest(

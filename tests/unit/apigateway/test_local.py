@@ -14,6 +14,7 @@ from aiohttp import web
 from lambdalab.apigateway.local import AccessLog, RestApis, is_user_request, local_api_url, user_url
 from lambdalab.apigateway.routes import Integration, Method, Resource, RestApi, RouteTable, Stage
 from lambdalab.awslambda.core.exceptions import ResourceNotFoundException, TooManyRequestsException
+from lambdalab.clock import Clocks
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:products:live"
 URI = f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{FN}/invocations"
@@ -73,7 +74,7 @@ def _apis(tmp_path: Path, function: Function, loader: Any = None, **kwargs: Any)
         _fallback,
         account_id="123456789012",
         access_log=AccessLog(tmp_path / "api-access.jsonl", flush_interval_s=0.0),
-        **kwargs,
+        **({"clocks": Clocks.wall()} | kwargs),  # real time: these tests measure a function's latency
     )
 
 
