@@ -198,6 +198,7 @@ class LocalCloud:
             region=config.region,
             account_id=config.account_id,
             time_scale=config.time_scale,
+            epoch=self.clocks.epoch,
         )
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lambdalab.clock import EpochClock
+from lambdalab.clock import Clock
 from lambdalab.observe.local_limits import LocalLimits
 from lambdalab.observe.metrics import AsyncMetricEvent, ConcurrencySnapshot, MetricsAggregator, MetricsPublisher
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
@@ -39,16 +39,18 @@ class Telemetry:
         region: str,
         account_id: str,
         time_scale: float,
+        epoch: Clock,
         publish_interval_s: float = 5.0,
     ) -> None:
-        self.records = RunDirectory(run_root, meta=meta)
-        self.metrics = MetricsAggregator(EpochClock(), time_scale=time_scale)
+        self.epoch = epoch  # the run's times, metric periods, sampling reservoirs, new trace ids
+        self.records = RunDirectory(run_root, epoch=epoch, meta=meta)
+        self.metrics = MetricsAggregator(epoch, time_scale=time_scale)
         self._publisher = MetricsPublisher(
             self.metrics, cloudwatch, interval_s=min(publish_interval_s, 60 * time_scale)
         )
         self._forwarder = SegmentForwarder(xray)
         self.daemon = XRayDaemon(sink=self._forwarder)
-        self.sampler = Sampler(EpochClock())
+        self.sampler = Sampler(epoch)
         self._region = region
         self._account_id = account_id
         self.local_limits = LocalLimits()
@@ -76,7 +78,7 @@ class Telemetry:
 
     def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan:
         request = SamplingRequest(service_name=function_name, resource_arn=function_arn)
-        return plan_trace(incoming, tracing_active, lambda: self.sampler.should_sample(request))
+        return plan_trace(incoming, tracing_active, lambda: self.sampler.should_sample(request), now=self.epoch.now())
 
     def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None:
         self.records.append_invocation(record)

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from lambdalab.clock import Clock
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
 
 LOG = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ def _fields(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in names}
 
 
-def new_run_id(now: datetime | None = None) -> str:
+def new_run_id(now: datetime) -> str:
     """A sortable run id: UTC time to the second, then 6 random hex digits (``20261122T062630Z-1a2b3c``)."""
-    when = (now or datetime.now(UTC)).astimezone(UTC)
+    when = now.astimezone(UTC)
     return f"{when:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
@@ -122,13 +123,14 @@ class RunDirectory:
     meta.json.
     """
 
-    def __init__(self, root: Path, run_id: str | None = None, *, meta: RunMeta | None = None) -> None:
+    def __init__(self, root: Path, run_id: str | None = None, *, epoch: Clock, meta: RunMeta | None = None) -> None:
         self.root = Path(root)
-        self.run_id = run_id or new_run_id()
+        self._epoch = epoch  # the run id and meta.json's started_at / ended_at
+        self._started_at = self._now()
+        self.run_id = run_id or new_run_id(self._started_at)
         self.path = self.root / self.run_id
         self.path.mkdir(parents=True, exist_ok=False)
         self._meta = meta or RunMeta()
-        self._started_at = datetime.now(UTC)
         self._lock = threading.Lock()  # guards the queues and _closed
         self._write_lock = threading.Lock()  # one writer at a time, so batches land in order
         self._invocations = _JsonlAppender(self.path / INVOCATIONS_FILE, _INVOCATION_FIELDS)
@@ -142,6 +144,9 @@ class RunDirectory:
         self._flusher = threading.Thread(target=self._flush_loop, name=f"run-flusher-{self.run_id}", daemon=True)
         self._flusher.start()
         LOG.info("run directory %s", self.path)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._epoch.now(), UTC)
 
     # --- the hot path ------------------------------------------------------------------------------------------
     def append_invocation(self, rec: InvocationRecord) -> None:
@@ -195,7 +200,7 @@ class RunDirectory:
             self._files_closed = True
             self._invocations.close()
             self._environments.close()
-        self._write_meta(ended_at=datetime.now(UTC))
+        self._write_meta(ended_at=self._now())
         LOG.info(
             "run %s closed: %d invocations, %d environment events",
             self.run_id,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lambdalab.clock import Clocks, EpochClock
 from lambdalab.observe.model import EnvironmentEvent
 from lambdalab.observe.records import (
     FLUSH_INTERVAL_S,
@@ -21,6 +22,8 @@ from lambdalab.observe.records import (
 )
 from tests.unit.observe.conftest import build_record
 
+EPOCH = EpochClock()  # the flushing tests wait in real time
+
 
 def test_run_ids_sort_by_time():
     early = new_run_id(datetime(2026, 11, 22, 6, 0, 0, tzinfo=UTC))
@@ -31,11 +34,15 @@ def test_run_ids_sort_by_time():
 
 def test_records_meta_and_latest_link(tmp_path: Path):
     meta = RunMeta(template="template.yaml", parameters={"Stage": "lab"}, time_scale=0.1)
-    with RunDirectory(tmp_path, meta=meta) as run:
+    clock, clocks = Clocks.virtual(start_epoch=datetime(2026, 11, 22, 6, 26, 30, tzinfo=UTC).timestamp())
+    with RunDirectory(tmp_path, epoch=clocks.epoch, meta=meta) as run:
+        assert run.run_id.startswith("20261122T062630Z-")  # the epoch clock's time, not the machine's
         run.append_invocation(build_record(request_id="a"))
         run.append_environment(EnvironmentEvent("env-1", "fn", "$LATEST", "on-demand", "created", 1.0))
         started = json.loads((run.path / "meta.json").read_text())
+        assert started["started_at"] == "2026-11-22T06:26:30+00:00"
         assert started["ended_at"] is None
+        clock.advance(90)
     rows = list(read_jsonl(run.invocations_path))
     assert rows == [build_record(request_id="a").to_json()]
     assert next(read_jsonl(run.environments_path))["event"] == "created"
@@ -43,22 +50,22 @@ def test_records_meta_and_latest_link(tmp_path: Path):
     assert done["template"] == "template.yaml"
     assert done["parameters"] == {"Stage": "lab"}
     assert done["time_scale"] == 0.1
-    assert done["ended_at"] is not None
+    assert done["ended_at"] == "2026-11-22T06:28:00+00:00"
     assert "python" in done["versions"]
     assert (tmp_path / "latest").resolve() == run.path.resolve()
     assert latest_run(tmp_path) == run.path.resolve()
 
 
 def test_latest_moves_to_the_newest_run(tmp_path: Path):
-    first = RunDirectory(tmp_path, run_id="20260101T000000Z-aaaaaa")
-    second = RunDirectory(tmp_path, run_id="20260101T000001Z-bbbbbb")
+    first = RunDirectory(tmp_path, epoch=EPOCH, run_id="20260101T000000Z-aaaaaa")
+    second = RunDirectory(tmp_path, epoch=EPOCH, run_id="20260101T000001Z-bbbbbb")
     first.close()
     second.close()
     assert (tmp_path / "latest").resolve() == second.path.resolve()
 
 
 def test_lines_reach_the_file_within_the_flush_interval_without_close(tmp_path: Path):
-    run = RunDirectory(tmp_path)
+    run = RunDirectory(tmp_path, epoch=EPOCH)
     try:
         run.append_invocation(build_record(request_id="tail-me"))
         deadline = time.monotonic() + 4 * FLUSH_INTERVAL_S
@@ -72,7 +79,7 @@ def test_lines_reach_the_file_within_the_flush_interval_without_close(tmp_path: 
 
 
 def test_concurrent_writers_produce_whole_lines(tmp_path: Path):
-    run = RunDirectory(tmp_path)
+    run = RunDirectory(tmp_path, epoch=EPOCH)
 
     def write(thread: int) -> None:
         for n in range(2000):
@@ -99,7 +106,7 @@ def test_a_partial_last_line_is_skipped_by_readers(tmp_path: Path):
 
 
 def test_append_after_close_is_an_error(tmp_path: Path):
-    run = RunDirectory(tmp_path)
+    run = RunDirectory(tmp_path, epoch=EPOCH)
     run.close()
     run.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
@@ -108,7 +115,7 @@ def test_append_after_close_is_an_error(tmp_path: Path):
 
 def test_the_hot_path_takes_at_least_50000_records_per_second(tmp_path: Path):
     records = [build_record(request_id=str(n)) for n in range(50_000)]
-    run = RunDirectory(tmp_path)
+    run = RunDirectory(tmp_path, epoch=EPOCH)
     started = time.perf_counter()
     for rec in records:
         run.append_invocation(rec)
