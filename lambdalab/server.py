@@ -212,7 +212,7 @@ class LocalCloud:
         )
         http_publisher.start()
         self._stoppers.append(http_publisher.stop)
-        enable_stepfunctions(port, self.telemetry.daemon.address)  # executions run; Lambda tasks reach the gateway
+        enable_stepfunctions(port, self.telemetry.daemon.address, epoch=self.clocks.epoch)  # Lambda tasks → gateway
         self.run_dir = self.telemetry.run_dir
         # Environments write their log streams into the local CloudWatch Logs.
         self.host = ProcessHost(run_dir=self.run_dir, logs=self.logs.functions, clocks=self.clocks)

@@ -7,10 +7,10 @@ import json
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from lambdalab.clock import Clock
 from lambdalab.observe.tracing import TraceHeader, new_segment_id, new_trace_id
 
 LOG = logging.getLogger(__name__)
@@ -85,7 +85,10 @@ def task_segment(task: TaskTrace, ended: float, failed: bool) -> dict[str, Any]:
 
 class ExecutionTraces:
     """Execution ARN → its trace, looked up in moto's backend the first time a task of that execution runs; segments
-    go to the X-Ray daemon over UDP (the daemon protocol), like any SDK's."""
+    go to the X-Ray daemon over UDP (the daemon protocol), like any SDK's.
+
+    Process-wide (moto's interpreter is patched once per process): `stepfunctions.local.enable` hands it the local
+    cloud's epoch clock and daemon address through `use`, as it sets MOTO_PORT; until then no task is traced."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -93,6 +96,11 @@ class ExecutionTraces:
         self._given: dict[str, str] = {}  # execution ARN → the traceHeader its StartExecution carried
         self.daemon_address: tuple[str, int] | None = None
         self._sock: socket.socket | None = None
+        self._epoch: Clock | None = None  # the segments' and new trace ids' times
+
+    def use(self, epoch: Clock, daemon_address: str | None) -> None:
+        self._epoch = epoch
+        self.use_daemon(daemon_address)
 
     def use_daemon(self, address: str | None) -> None:
         if not address:
@@ -119,7 +127,9 @@ class ExecutionTraces:
                 return self._by_arn[execution_arn]
         with self._lock:
             given = self._given.get(execution_arn)
-        trace = _trace_from_moto(execution_arn, given)
+        if self._epoch is None:  # not enabled: nothing runs tasks in this process
+            return None
+        trace = _trace_from_moto(execution_arn, given, self._epoch)
         with self._lock:
             trace = self._by_arn.setdefault(execution_arn, trace)
             while len(self._by_arn) > _MAX_TRACKED:
@@ -135,16 +145,22 @@ class ExecutionTraces:
             LOG.debug("no execution context for a Lambda task; not traced")
             return None
         trace = self.lookup(execution_arn)
-        if trace is None:
+        if trace is None or self._epoch is None:
             return None
         return TaskTrace(
-            trace, new_segment_id(), new_segment_id(), str(parameters.get("FunctionName", "")), state_name, time.time()
+            trace,
+            new_segment_id(),
+            new_segment_id(),
+            str(parameters.get("FunctionName", "")),
+            state_name,
+            self._epoch.now(),
         )
 
     def end_task(self, task: TaskTrace, failed: bool) -> None:
         if not task.execution.record_segments or not task.execution.sampled or self.daemon_address is None:
             return
-        document = json.dumps(task_segment(task, time.time(), failed), separators=(",", ":")).encode()
+        assert self._epoch is not None  # a task was begun
+        document = json.dumps(task_segment(task, self._epoch.now(), failed), separators=(",", ":")).encode()
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -153,7 +169,7 @@ class ExecutionTraces:
             LOG.debug("could not send a Step Functions segment to the X-Ray daemon", exc_info=True)
 
 
-def _trace_from_moto(execution_arn: str, given_header: str | None = None) -> ExecutionTrace | None:
+def _trace_from_moto(execution_arn: str, given_header: str | None, epoch: Clock) -> ExecutionTrace | None:
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     parts = execution_arn.split(":")
@@ -167,7 +183,7 @@ def _trace_from_moto(execution_arn: str, given_header: str | None = None) -> Exe
         return None
     state_machine = execution.state_machine
     tracing = getattr(state_machine, "tracingConfiguration", None) or {}  # moto's StateMachine spells it so
-    started = execution.start_date.timestamp() if execution.start_date else time.time()
+    started = execution.start_date.timestamp() if execution.start_date else epoch.now()
     return execution_trace(
         execution_arn, state_machine.name, bool(tracing.get("enabled")), given_header or execution.trace_header, started
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 
+from lambdalab.clock import Clocks
 from lambdalab.observe.tracing import TraceHeader, is_segment_id, is_trace_id
 from lambdalab.observe.xray import segment_problems
 from lambdalab.stepfunctions.tracing import ExecutionTraces, TaskTrace, execution_trace, task_segment
@@ -59,19 +60,25 @@ def test_segments_go_to_the_daemon_over_udp() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(5)
+    clock, clocks = Clocks.virtual(start_epoch=100.0)
     traces = ExecutionTraces()
-    traces.use_daemon(f"127.0.0.1:{sock.getsockname()[1]}")
+    traces.use(clocks.epoch, f"127.0.0.1:{sock.getsockname()[1]}")
+    clock.advance(2.25)  # the task ran 2.25 s of the local cloud's time
     try:
         traces.end_task(task(), failed=False)
         header, _, body = sock.recv(65536).partition(b"\n")
     finally:
         sock.close()
     assert json.loads(header) == {"format": "json", "version": 1}
-    assert json.loads(body)["trace_id"].startswith("1-")
+    segment = json.loads(body)
+    assert segment["trace_id"].startswith("1-")
+    assert (segment["start_time"], segment["end_time"]) == (100.0, 102.25)  # the epoch clock's, not the machine's
 
 
 def test_nothing_is_sent_for_a_pass_through_trace() -> None:
     traces = ExecutionTraces()
-    traces.use_daemon("127.0.0.1:9")  # discard port: a send would not fail, so the test checks no socket was made
+    traces.use(
+        Clocks.virtual()[1].epoch, "127.0.0.1:9"
+    )  # discard port: a send would not fail, so the test checks no socket was made
     traces.end_task(task(record_segments=False), failed=False)
     assert traces._sock is None
