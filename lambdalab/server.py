@@ -121,7 +121,7 @@ class LocalCloud:
 
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
-        move_tasks = MessageMoveTasks(self.moto.url, config.region)  # SQS DLQ redrive, which moto lacks
+        move_tasks = MessageMoveTasks(self.moto.url, config.region, clocks=self.clocks)  # SQS DLQ redrive (not in moto)
         self._closers.append(move_tasks.close)
 
         async def sqs_route(request: web.Request) -> web.StreamResponse:

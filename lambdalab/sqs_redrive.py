@@ -16,15 +16,15 @@ import asyncio
 import base64
 import json
 import logging
-import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from botocore.exceptions import ClientError
 
 from lambdalab.awsclients import local_client
+from lambdalab.clock import Clocks
 
 LOG = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class MoveTask:
     destination_arns: list[str]  # one, or the single source queue of the DLQ
     rate: int | None
     to_move: int
-    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    started_ms: int  # epoch ms
     moved: int = 0
     status: str = "RUNNING"
     failure_reason: str | None = None
@@ -81,9 +81,10 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 class MessageMoveTasks:
     """The three operations, served from the gateway's SQS route; everything else is moto's."""
 
-    def __init__(self, moto_url: str, region: str) -> None:
+    def __init__(self, moto_url: str, region: str, *, clocks: Clocks) -> None:
         self._moto_url = moto_url
         self._region = region
+        self._clocks = clocks  # monotonic: the rate limit; epoch: StartedTimestamp
         self.tasks: dict[str, MoveTask] = {}
 
     def _sqs(self) -> Any:
@@ -177,7 +178,9 @@ class MessageMoveTasks:
         )
         to_move = int(counts["Attributes"].get("ApproximateNumberOfMessages", "0"))
         handle = base64.b64encode(json.dumps({"taskId": str(uuid.uuid4()), "sourceArn": source}).encode()).decode()
-        task = MoveTask(handle, source, [destination or sources[0]], rate, to_move)
+        task = MoveTask(
+            handle, source, [destination or sources[0]], rate, to_move, int(self._clocks.epoch.now() * 1000)
+        )
         if destination is None:
             task.destination_arns = [sources[0]]
         self.tasks[handle] = task
@@ -248,13 +251,13 @@ class MessageMoveTasks:
             destination_url = await asyncio.to_thread(self._queue_url, task.destination_arns[0])
             rate = task.rate or DEFAULT_RATE
             while task.status == "RUNNING" and task.moved < task.to_move:
-                started = time.monotonic()
+                started = self._clocks.monotonic.now()
                 chunk = min(10, rate, task.to_move - task.moved)
                 moved = await asyncio.to_thread(self._move_some, task, source_url, destination_url, chunk)
                 task.moved += moved
                 if moved == 0:
                     break  # nothing visible any more (received elsewhere): what is left stays in the DLQ
-                await asyncio.sleep(max(0.0, moved / rate - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, moved / rate - (self._clocks.monotonic.now() - started)))
             task.status = "CANCELLED" if task.status == "CANCELLING" else "COMPLETED"
         except asyncio.CancelledError:
             task.status = "CANCELLED"
