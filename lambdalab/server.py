@@ -307,6 +307,7 @@ class LocalCloud:
             stack_name=stack_name,
             parameter_overrides=overrides,
             other_stacks=dict(self.stacks),  # their exports for Fn::ImportValue; their names and exports are taken
+            epoch=self.clocks.epoch,
         )
         self.stacks[stack.stack_name] = stack
         if self._rest_apis is not None:  # routes from the new APIs; their execute-api outputs name the local endpoint

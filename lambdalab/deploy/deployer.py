@@ -13,6 +13,7 @@ from typing import Any
 
 from lambdalab.awslambda.core.control import LambdaControl
 from lambdalab.awslambda.core.exceptions import LambdaApiError
+from lambdalab.clock import Clock
 from lambdalab.deploy.intrinsics import (
     NO_VALUE,
     PLACEHOLDER_PREFIX,
@@ -65,7 +66,7 @@ class DeployedResource:
     reason: str = ""
     properties: dict[str, Any] = field(default_factory=dict)  # resolved, as given to the provisioner
     recorded: dict[str, Any] = field(default_factory=dict)  # kept with the stack but not enforced by the local cloud
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+    timestamp: datetime = field(kw_only=True)  # when it was created (the deploy's epoch clock)
 
     @property
     def type(self) -> str:
@@ -98,7 +99,7 @@ class DeployedStack:
     processed_template: dict[str, Any] = field(default_factory=dict)  # after the SAM transform
     no_echo_parameters: frozenset[str] = frozenset()  # shown as **** by DescribeStacks, as AWS does
     template_path: Path | None = None
-    creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    creation_time: datetime = field(kw_only=True)  # the deploy's epoch clock
 
     def count(self, status: ResourceStatus) -> int:
         return sum(resource.status is status for resource in self.resources.values())
@@ -268,13 +269,17 @@ def plan_resources(template: Mapping[str, Any], scope: Scope) -> _Plan:
     return _plan(template, scope)
 
 
-def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedResource:
+def _at(epoch: Clock) -> datetime:
+    return datetime.fromtimestamp(epoch.now(), UTC)
+
+
+def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str, epoch: Clock) -> DeployedResource:
     resource = plan.active[logical_id]
     kind = str(resource["Type"])
     provisioner = PROVISIONERS.get(kind)
     if provisioner is None:
         message = _not_supported(kind, logical_id, resource)
-        return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message)
+        return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message, timestamp=_at(epoch))
     applied = APPLIED_PROPERTIES.get(kind)
     raw = resource.get("Properties") or {}
     if intrinsic_name(raw) is not None:  # `Properties: !If [Cond, {...}, {...}]`
@@ -316,14 +321,18 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
                 f"{kind} ({logical_id}): not created because its {_names(keys)} refers to {missing} "
                 f"({types.get(missing)}), which was not created"
             )
-            return DeployedResource(logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties)
+            return DeployedResource(
+                logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties, timestamp=_at(epoch)
+            )
     LOG.info("creating %s (%s)", logical_id, kind)
     where = f"Resources.{logical_id} ({kind})"
     try:
         created = provisioner(ctx, logical_id, properties)
     except NotCreated as exc:
         message = f"{kind} ({logical_id}): {exc}; not created"
-        return DeployedResource(logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message, properties=properties)
+        return DeployedResource(
+            logical_id, kind, ResourceStatus.NOT_SUPPORTED, reason=message, properties=properties, timestamp=_at(epoch)
+        )
     except (UserError, KeyError, TypeError, ValueError, LambdaApiError) as exc:
         if isinstance(exc, UserError):
             error = UserError(exc.message, where=where)
@@ -336,7 +345,9 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
         # It failed with an unresolved name in it: the resource it needs was not created, which is the cause to name.
         missing = ", ".join(f"{m} ({types.get(m)})" for m in mentions)
         message = f"{kind} ({logical_id}): not created because it refers to {missing}, which was not created ({error})"
-        return DeployedResource(logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties)
+        return DeployedResource(
+            logical_id, kind, ResourceStatus.SKIPPED, reason=message, properties=properties, timestamp=_at(epoch)
+        )
     resolver.scope.resources[logical_id] = ResourceFacts(created.physical_id, created.attributes)
     for missing, keys in mentions.items():
         ctx.warnings.append(
@@ -355,6 +366,7 @@ def _create(ctx: ProvisionContext, plan: _Plan, logical_id: str) -> DeployedReso
         attributes=created.attributes,
         properties=properties,
         recorded=ctx.recorded.get(logical_id, {}),
+        timestamp=_at(epoch),
     )
 
 
@@ -437,6 +449,7 @@ def deploy(
     parameter_overrides: Mapping[str, str] | None = None,
     samconfig_path: Path | None = None,
     other_stacks: Mapping[str, DeployedStack] | None = None,
+    epoch: Clock,
 ) -> DeployedStack:
     """Deploy `template_path` into the local cloud and describe the result.
 
@@ -444,6 +457,7 @@ def deploy(
     Stack name: `stack_name` → samconfig.toml's stack_name → the template folder's name.
     `other_stacks`: the stacks already in this local cloud, whose exports Fn::ImportValue reads; a stack of the same
     name, or an export name one of them already exports, is refused as CloudFormation refuses them.
+    `epoch`: the local cloud's epoch clock, for the stack's and its resources' times.
     """
     template_path = Path(template_path)
     samconfig = read_samconfig(samconfig_path or template_path.resolve().parent / SAMCONFIG_NAME)
@@ -494,7 +508,7 @@ def deploy(
     warnings = [*parse_warnings, *loaded.warnings]
     resources: dict[str, DeployedResource] = {}
     for logical_id in order_resources(plan.dependencies):
-        deployed = _create(ctx, plan, logical_id)
+        deployed = _create(ctx, plan, logical_id, epoch)
         resources[logical_id] = deployed
         if deployed.status is not ResourceStatus.CREATE_COMPLETE:
             LOG.info("%s", deployed.reason)  # the caller prints the warnings; logging them too would say it twice
@@ -527,6 +541,7 @@ def deploy(
             if isinstance(declaration, dict) and str(declaration.get("NoEcho", "false")).lower() == "true"
         ),
         template_path=template_path,
+        creation_time=_at(epoch),
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from lambdalab import constants
 from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
+from lambdalab.clock import EpochClock
 from lambdalab.deploy import ResourceStatus, deploy
 from lambdalab.deploy.deployer import order_resources
 from lambdalab.deploy.resources import function_name_of, physical_name
@@ -34,7 +35,14 @@ def client(endpoint: str, service: str):
 
 
 def run(template: Path, control, endpoint: str, **kwargs):
-    return deploy(template, lambda_control=control, endpoint_url=endpoint, region=REGION, account_id=ACCOUNT, **kwargs)
+    return deploy(
+        template,
+        lambda_control=control,
+        endpoint_url=endpoint,
+        region=REGION,
+        account_id=ACCOUNT,
+        **({"epoch": EpochClock()} | kwargs),
+    )
 
 
 # --- ordering -------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from lambdalab import constants
 from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
+from lambdalab.clock import EpochClock
 from lambdalab.deploy import ResourceStatus, deploy
 from lambdalab.deploy.deployer import group_warnings
 from lambdalab.errors import UserError
@@ -18,7 +19,14 @@ from .conftest import ACCOUNT, REGION, TEMPLATES, MappingLambdaControl, Recordin
 
 
 def run(template: Path, control, endpoint: str, **kwargs):
-    return deploy(template, lambda_control=control, endpoint_url=endpoint, region=REGION, account_id=ACCOUNT, **kwargs)
+    return deploy(
+        template,
+        lambda_control=control,
+        endpoint_url=endpoint,
+        region=REGION,
+        account_id=ACCOUNT,
+        **({"epoch": EpochClock()} | kwargs),
+    )
 
 
 def test_mentions_are_left_unresolved_and_attached_resources_are_skipped(moto_endpoint: str) -> None:

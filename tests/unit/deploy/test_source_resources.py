@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from lambdalab.clock import EpochClock
 from lambdalab.deploy import ResourceStatus, deploy
 
 from .conftest import ACCOUNT, REGION, TEMPLATES, MappingLambdaControl
@@ -22,6 +23,7 @@ def deployed(moto_endpoint: str):  # type: ignore[no-untyped-def]
         region=REGION,
         account_id=ACCOUNT,
         stack_name="sources-deploy",
+        epoch=EpochClock(),
     )
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from botocore.exceptions import ClientError
 
 from lambdalab import constants
+from lambdalab.clock import Clocks
 from lambdalab.deploy import DeployedResource, DeployedStack, ResourceStatus, StackOutput, deploy
 from lambdalab.deploy.stack_api import handle
 
@@ -38,7 +39,11 @@ def make_stack() -> DeployedStack:
             "Fn", "AWS::Lambda::Function", ResourceStatus.CREATE_COMPLETE, physical_id="lab-Fn-XYZ", timestamp=created
         ),
         "Rule": DeployedResource(
-            "Rule", "AWS::Events::Rule", ResourceStatus.NOT_SUPPORTED, reason="AWS::Events::Rule (Rule): not supported"
+            "Rule",
+            "AWS::Events::Rule",
+            ResourceStatus.NOT_SUPPORTED,
+            reason="AWS::Events::Rule (Rule): not supported",
+            timestamp=created,
         ),
     }
     return DeployedStack(
@@ -188,7 +193,10 @@ def test_a_deployed_stack_is_described(moto_endpoint: str) -> None:
         region=REGION,
         account_id=ACCOUNT,
         stack_name="described",
+        epoch=Clocks.virtual(start_epoch=datetime(2026, 11, 22, 6, 30, tzinfo=UTC).timestamp())[1].epoch,
     )
+    assert stack.creation_time == datetime(2026, 11, 22, 6, 30, tzinfo=UTC)  # the local cloud's epoch clock
+    assert {r.timestamp for r in stack.resources.values()} == {stack.creation_time}
     # WHEN the CloudFormation API is asked about it
     status, body = handle("DescribeStacks", {"StackName": "described"}, {"described": stack})
     # THEN its outputs and parameters are there
