@@ -127,7 +127,7 @@ class LocalCloud:
         async def sqs_route(request: web.Request) -> web.StreamResponse:
             return await move_tasks.handle(request) or await gateway.proxy(request)
 
-        capacity = CapacityServices(self.moto.url, config.region, config.time_scale)  # autoscaling
+        capacity = CapacityServices(self.moto.url, config.region, config.time_scale, epoch=self.clocks.epoch)
         dynamodb = HttpForwarder("")  # the DynamoDB process, once it runs (below)
         self._closers.append(dynamodb.close)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from lambdalab.autoscaling.runner import ActivityStore, Autoscaler, ProvisionedConcurrency, ScalingActivitiesApi
 from lambdalab.awsclients import local_client
-from lambdalab.clock import EpochClock
+from lambdalab.clock import Clock
 from lambdalab.gateway import Route
 
 LOG = logging.getLogger(__name__)
@@ -21,10 +21,11 @@ LOG = logging.getLogger(__name__)
 class CapacityServices:
     """``routes()`` before the gateway exists, ``bind(gateway.proxy)``, ``start(url, lambda_service)``, ``stop()``."""
 
-    def __init__(self, moto_url: str, region: str, time_scale: float) -> None:
+    def __init__(self, moto_url: str, region: str, time_scale: float, *, epoch: Clock) -> None:
         self.moto_url = moto_url
         self.region = region
         self.time_scale = time_scale
+        self.epoch = epoch  # the local cloud's epoch clock: metric periods and scaling activities' times
         self.activities = ActivityStore()
         self._proxy: Any = None
         self.activities_api = ScalingActivitiesApi(self.activities, self._forward_plain)
@@ -42,7 +43,7 @@ class CapacityServices:
 
     def start(self, gateway_url: str, lambda_service: ProvisionedConcurrency) -> None:
         self.autoscaler = Autoscaler(
-            EpochClock(),
+            self.epoch,
             time_scale=self.time_scale,
             aas=local_client("application-autoscaling", self.moto_url, self.region),
             cloudwatch=local_client("cloudwatch", self.moto_url, self.region),

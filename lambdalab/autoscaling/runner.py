@@ -341,7 +341,7 @@ class Autoscaler:
 
     # --- actions ------------------------------------------------------------------------------------------------
     async def _apply(self, policy: TrackedPolicy, decision: Decision) -> None:
-        started = datetime.now(UTC)
+        started = self.clock.now()
         status, message = "Successful", "Successfully set capacity."
         try:
             if policy.dimension == PC_DIMENSION:
@@ -372,8 +372,8 @@ class Autoscaler:
                 "ScalableDimension": policy.dimension,
                 "Description": f"Setting {what} to {decision.new_capacity}.",
                 "Cause": f"monitor alarm {alarm} in state ALARM triggered policy {policy.policy_name}",
-                "StartTime": started.timestamp(),
-                "EndTime": datetime.now(UTC).timestamp(),
+                "StartTime": started,
+                "EndTime": self.clock.now(),
                 "StatusCode": status,
                 "StatusMessage": message,
                 "Details": json.dumps(
