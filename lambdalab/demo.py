@@ -9,13 +9,13 @@ import json
 import logging
 import math
 import signal
-import time
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lambdalab import constants
+from lambdalab.clock import Clock
 from lambdalab.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -202,11 +202,14 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
     if not config.template.is_file():
         raise UserError(f"template {config.template} not found (run from the project root, or pass --template)")
     overrides = parameter_overrides(config, len(entries))
-    began = time.monotonic()
-    timings: dict[str, float] = {}
     cloud = LocalCloud(
         CloudConfig(port=0, template=config.template, parameter_overrides=overrides, run_root=config.run_root)
     )
+    # The demo runs the local cloud in this process: its timings, waits and the records' cut-off use the cloud's own
+    # two clocks, made by LocalCloud (the composition root); the demo reads no clock of its own.
+    clock, epoch = cloud.clocks.monotonic, cloud.clocks.epoch
+    began = clock.now()
+    timings: dict[str, float] = {}
     console.print(f"[bold]lambdalab demo[/]: starting the local cloud with {config.template} ({_describe(overrides)})")
     deploy_log = logging.getLogger("lambdalab.deploy")
     quiet = deploy_log.getEffectiveLevel() >= logging.WARNING  # unless --log-level INFO/DEBUG asked for everything
@@ -218,30 +221,31 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
         if quiet:
             for warning in cloud.warnings:
                 console.print(f"note: {warning}", style="dim", soft_wrap=True, highlight=False, markup=False)
-        timings["deploy_s"] = time.monotonic() - began
+        timings["deploy_s"] = clock.now() - began
         assert cloud.run_dir is not None
         stack = next(iter(cloud.stacks.values()))
         names = {machine: [stack.outputs[key].value for key in keys] for machine, keys in OUTPUT_KEYS.items()}
         console.print(f"deployed in {timings['deploy_s']:.1f} s; waiting for provisioned concurrency to be READY")
         interpreters = await asyncio.to_thread(_interpreters, cloud.url, [values[0] for values in names.values()])
-        mark = time.monotonic()
-        await _wait_provisioned_ready(cloud.url, names[PROVISIONED][2], config.ready_timeout_s)
-        timings["provisioned_ready_s"] = time.monotonic() - mark
+        mark = clock.now()
+        await _wait_provisioned_ready(cloud.url, names[PROVISIONED][2], config.ready_timeout_s, clock)
+        timings["provisioned_ready_s"] = clock.now() - mark
         console.print(
             f"provisioned concurrency {overrides['ProvisionedConcurrency']} READY in "
             f"{timings['provisioned_ready_s']:.1f} s; running both state machines with {len(entries)} items"
         )
-        mark = time.monotonic()
-        since = time.time()
+        mark = clock.now()
+        since = epoch.now()  # the records' received_at are stamped with the same epoch clock
         outcomes = await _run_executions(
             cloud.url,
             {machine: values[1] for machine, values in names.items()},
             json.dumps({"entries": entries}),
             config.execution_timeout_s,
+            clock=clock,
         )
-        timings["executions_s"] = time.monotonic() - mark
+        timings["executions_s"] = clock.now() - mark
         records = await _wait_records(
-            cloud.run_dir, {values[0] for values in names.values()}, since, len(entries), 10.0
+            cloud.run_dir, {values[0] for values in names.values()}, since, len(entries), 10.0, clock=clock
         )
         summaries = {
             machine: summarise(machine, names[machine][0], records, *outcomes[machine])
@@ -266,7 +270,7 @@ async def run_demo(config: DemoConfig, out: Any = None) -> DemoResult:
         raise
     finally:
         await cloud.stop()
-    result.timings["total_s"] = time.monotonic() - began
+    result.timings["total_s"] = clock.now() - began
     summary_path.write_text(json.dumps(_result_json(result), indent=2) + "\n", encoding="utf-8")
     return result
 
@@ -315,14 +319,14 @@ def _client(service: str, url: str) -> Any:
     )
 
 
-async def _wait_provisioned_ready(url: str, alias_arn: str, timeout_s: float) -> None:
+async def _wait_provisioned_ready(url: str, alias_arn: str, timeout_s: float, clock: Clock) -> None:
     """Poll GetProvisionedConcurrencyConfig until READY (bounded). Every wait in the demo is an asyncio sleep
     around one short blocking call, so Ctrl-C cancels it at once and the cloud is still stopped."""
     function, _, qualifier = alias_arn.rpartition(":")
     lam = await asyncio.to_thread(_client, "lambda", url)
-    deadline = time.monotonic() + timeout_s
+    deadline = clock.now() + timeout_s
     status = "?"
-    while time.monotonic() < deadline:
+    while clock.now() < deadline:
         config = await asyncio.to_thread(
             lam.get_provisioned_concurrency_config, FunctionName=function, Qualifier=qualifier
         )
@@ -339,7 +343,7 @@ async def _wait_provisioned_ready(url: str, alias_arn: str, timeout_s: float) ->
 
 
 async def _run_executions(
-    url: str, machines: Mapping[str, str], payload: str, timeout_s: float
+    url: str, machines: Mapping[str, str], payload: str, timeout_s: float, *, clock: Clock
 ) -> dict[str, tuple[str, float | None]]:
     """Start every machine at once; wait (bounded) for all; (status, execution seconds) per machine."""
     sfn = await asyncio.to_thread(_client, "stepfunctions", url)
@@ -347,10 +351,10 @@ async def _run_executions(
     for machine, arn in machines.items():
         response = await asyncio.to_thread(sfn.start_execution, stateMachineArn=arn, input=payload)
         started[machine] = response["executionArn"]
-    deadline = time.monotonic() + timeout_s
+    deadline = clock.now() + timeout_s
     done: dict[str, tuple[str, float | None]] = {}
     while len(done) < len(started):
-        if time.monotonic() > deadline:
+        if clock.now() > deadline:
             running = ", ".join(sorted(set(started) - set(done)))
             raise UserError(f"executions still RUNNING after {timeout_s:g} s: {running} (raise --execution-timeout)")
         for machine, arn in started.items():
@@ -366,17 +370,17 @@ async def _run_executions(
 
 
 async def _wait_records(
-    run_dir: Path, functions: set[str], since: float, per_function: int, timeout_s: float
+    run_dir: Path, functions: set[str], since: float, per_function: int, timeout_s: float, *, clock: Clock
 ) -> list[dict[str, Any]]:
     """The run's invocation records since `since`, once each function has `per_function` of them (bounded)."""
-    deadline = time.monotonic() + timeout_s
+    deadline = clock.now() + timeout_s
     records: list[dict[str, Any]] = []
     while True:
         records = await asyncio.to_thread(_read_records, run_dir, since)
         counts = {f: sum(1 for r in records if r.get("function_name") == f and r.get("start_kind")) for f in functions}
         if all(n >= per_function for n in counts.values()):
             return records
-        if time.monotonic() > deadline:
+        if clock.now() > deadline:
             LOG.warning("after %.0f s the run directory has %s invocation records", timeout_s, counts)
             return records
         await asyncio.sleep(0.1)

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from lambdalab.awslambda.core.outcome import Outcome
+from lambdalab.clock import Clock
 from lambdalab.errors import UserError
 
 ARTILLERY_ENV = "LAMBDALAB_ARTILLERY"  # the artillery binary, when not node_modules/.bin/artillery or on PATH
@@ -127,8 +128,11 @@ class ArtilleryRun:
         return {q: summary.get(q) for q in ("p50", "p95", "p99", "max")}
 
 
-def run_artillery(document: dict[str, Any], target: str, workdir: Path, *, root: Path | None = None) -> ArtilleryRun:
-    """Run the scenario to its end against `target` (the stack's ApiUrl)."""
+def run_artillery(
+    document: dict[str, Any], target: str, workdir: Path, *, epoch: Clock, root: Path | None = None
+) -> ArtilleryRun:
+    """Run the scenario to its end against `target` (the stack's ApiUrl); its phases' windows on `epoch` (the
+    caller's epoch clock, so they line up with the local cloud's records)."""
     scenario = workdir / "scenario.yaml"
     scenario.write_text(yaml.safe_dump(document, sort_keys=False))
     report = workdir / "report.json"
@@ -143,9 +147,9 @@ def run_artillery(document: dict[str, Any], target: str, workdir: Path, *, root:
         str(report),
         "--quiet",
     ]
-    started = time.time()
+    started = epoch.now()
     code = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False).returncode
-    ended = time.time()
+    ended = epoch.now()
     data = json.loads(report.read_text()) if report.exists() else {}
     windows = []
     at = started

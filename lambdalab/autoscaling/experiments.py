@@ -31,6 +31,7 @@ from botocore.config import Config
 
 from lambdalab import constants
 from lambdalab.awsclients import local_session
+from lambdalab.clock import Clock, EpochClock
 from lambdalab.errors import UserError
 from lambdalab.loadtest import PhaseSummary, load_scenario, run_artillery, shortened, summarize
 
@@ -60,8 +61,9 @@ def _outputs(cloudformation: Any, stack: str) -> dict[str, str]:
 class Sampler:
     """Reads a capacity every `interval_s` in a thread: [(epoch, {name: value})]."""
 
-    def __init__(self, read: Callable[[], dict[str, int]], interval_s: float) -> None:
+    def __init__(self, read: Callable[[], dict[str, int]], interval_s: float, epoch: Clock) -> None:
         self._read = read
+        self._epoch = epoch
         self._interval = interval_s
         self.samples: list[tuple[float, dict[str, int]]] = []
         self._stop = threading.Event()
@@ -70,7 +72,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(Exception):  # a failed read leaves a gap, never stops the experiment
-                self.samples.append((time.time(), self._read()))
+                self.samples.append((self._epoch.now(), self._read()))
             self._stop.wait(self._interval)
 
     def __enter__(self) -> Sampler:
@@ -128,7 +130,11 @@ def _activity_lines(activities: list[dict[str, Any]], summaries: list[PhaseSumma
     return lines or ["  none"]
 
 
-def run_experiment(name: str, url: str, stack: str, scenario: Path | None = None, rate_factor: float = 1.0) -> str:
+def run_experiment(
+    name: str, url: str, stack: str, scenario: Path | None = None, rate_factor: float = 1.0, *, epoch: Clock
+) -> str:
+    """`epoch`: the experiment's one clock (made by `main`), for the phase windows, the capacity samples and the
+    CloudWatch query window."""
     health = _health(url)
     time_scale = float(health["time_scale"])
     run_dir = Path(health["run_dir"]) if health.get("run_dir") else None
@@ -169,9 +175,9 @@ def run_experiment(name: str, url: str, stack: str, scenario: Path | None = None
             }
 
         label, namespace = "provisioned", "lambda"
-    since = datetime.now(UTC) - timedelta(seconds=5)
-    with tempfile.TemporaryDirectory() as tmp, Sampler(read, max(0.5, period_s / 2)) as sampler:
-        run = run_artillery(document, outputs["ApiUrl"], Path(tmp), root=ROOT)
+    since = datetime.fromtimestamp(epoch.now(), UTC) - timedelta(seconds=5)
+    with tempfile.TemporaryDirectory() as tmp, Sampler(read, max(0.5, period_s / 2), epoch) as sampler:
+        run = run_artillery(document, outputs["ApiUrl"], Path(tmp), epoch=epoch, root=ROOT)
         time.sleep(max(1.0, 1.5 * period_s))  # the last period's metrics and scaling decisions land
     summaries = summarize(run_dir, run)
     rates = "" if rate_factor == 1.0 else f", rates x {rate_factor:g} (not AWS's rates)"
@@ -181,10 +187,11 @@ def run_experiment(name: str, url: str, stack: str, scenario: Path | None = None
         *_phase_lines(summaries, sampler, label),
         f"Artillery: {run.counters().get('http.requests', 0)} requests, latency {run.latency_ms()}",
     ]
+    until = datetime.fromtimestamp(epoch.now(), UTC) + timedelta(minutes=1)
     if name == "flash-sale":
-        lines += _dynamodb_throttles(client("cloudwatch"), outputs["ProductsTableName"], since)
+        lines += _dynamodb_throttles(client("cloudwatch"), outputs["ProductsTableName"], since, until)
     else:
-        lines += _spillovers(client("cloudwatch"), outputs, since)
+        lines += _spillovers(client("cloudwatch"), outputs, since, until)
     lines.append(f"scaling activities ({namespace}):")
     lines += _activity_lines(_activities(client("application-autoscaling"), namespace), summaries)
     waits = sum(s.local_waits for s in summaries)
@@ -196,30 +203,36 @@ def run_experiment(name: str, url: str, stack: str, scenario: Path | None = None
     return "\n".join(lines)
 
 
-def _cloudwatch_sum(cloudwatch: Any, namespace: str, metric: str, dims: list[dict[str, str]], since: datetime) -> float:
+def _cloudwatch_sum(
+    cloudwatch: Any, namespace: str, metric: str, dims: list[dict[str, str]], *, since: datetime, until: datetime
+) -> float:
     points = cloudwatch.get_metric_statistics(
         Namespace=namespace, MetricName=metric, Dimensions=dims, StartTime=since,
-        EndTime=datetime.now(UTC) + timedelta(minutes=1), Period=3600, Statistics=["Sum"],
+        EndTime=until, Period=3600, Statistics=["Sum"],
     )["Datapoints"]  # fmt: skip
     return float(sum(p["Sum"] for p in points))
 
 
-def _dynamodb_throttles(cloudwatch: Any, table: str, since: datetime) -> list[str]:
+def _dynamodb_throttles(cloudwatch: Any, table: str, since: datetime, until: datetime) -> list[str]:
     dims = [{"Name": "TableName", "Value": table}]
     totals = {
-        m: _cloudwatch_sum(cloudwatch, "AWS/DynamoDB", m, dims, since)
+        m: _cloudwatch_sum(cloudwatch, "AWS/DynamoDB", m, dims, since=since, until=until)
         for m in ("ReadThrottleEvents", "WriteThrottleEvents")
     }
     return [f"DynamoDB (CloudWatch): {', '.join(f'{m} {v:g}' for m, v in totals.items())}"]
 
 
-def _spillovers(cloudwatch: Any, outputs: dict[str, str], since: datetime) -> list[str]:
+def _spillovers(cloudwatch: Any, outputs: dict[str, str], since: datetime, until: datetime) -> list[str]:
     lines = []
     for alias, key in (("standard", "LatencyStandardFunctionName"), ("custom", "LatencyCustomFunctionName")):
         fn = outputs[key]
         dims = [{"Name": "FunctionName", "Value": fn}, {"Name": "Resource", "Value": f"{fn}:{alias}"}]
-        spill = _cloudwatch_sum(cloudwatch, "AWS/Lambda", "ProvisionedConcurrencySpilloverInvocations", dims, since)
-        served = _cloudwatch_sum(cloudwatch, "AWS/Lambda", "ProvisionedConcurrencyInvocations", dims, since)
+        spill = _cloudwatch_sum(
+            cloudwatch, "AWS/Lambda", "ProvisionedConcurrencySpilloverInvocations", dims, since=since, until=until
+        )
+        served = _cloudwatch_sum(
+            cloudwatch, "AWS/Lambda", "ProvisionedConcurrencyInvocations", dims, since=since, until=until
+        )
         lines.append(f"/{alias} (CloudWatch): {served:g} on provisioned concurrency, {spill:g} spilled over")
     return lines
 
@@ -233,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-factor", type=float, default=1.0, help="multiply every rate (an explicit choice)")
     args = parser.parse_args(argv)
     try:
-        print(run_experiment(args.experiment, args.url, args.stack, args.scenario, args.rate_factor))
+        # This tool drives a running local cloud from outside: its own composition root, with its one clock here.
+        epoch = EpochClock()
+        print(run_experiment(args.experiment, args.url, args.stack, args.scenario, args.rate_factor, epoch=epoch))
     except UserError as exc:
         print(f"error: {exc}")
         return exc.exit_code

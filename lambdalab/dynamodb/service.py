@@ -32,7 +32,7 @@ from aiohttp import web
 
 from lambdalab import constants
 from lambdalab.awsclients import local_client
-from lambdalab.clock import EpochClock
+from lambdalab.clock import Clock, EpochClock
 from lambdalab.dynamodb.meter import NAMESPACE, CapacityMeter
 from lambdalab.dynamodb.metering import DynamoDbMetering
 from lambdalab.dynamodb.moto_speedups import speed_up_moto_dynamodb
@@ -49,12 +49,14 @@ HEALTH_PATH = "/_lambdalab/health"
 class DynamoDbService:
     """The aiohttp application of the process: health, then every request through the meter to moto."""
 
-    def __init__(self, region: str, account_id: str, time_scale: float, cloudwatch: Any | None) -> None:
+    def __init__(
+        self, region: str, account_id: str, time_scale: float, cloudwatch: Any | None, *, epoch: Clock
+    ) -> None:
         speed_up_moto_dynamodb()
         self.moto = MotoBackend(http=False)
         self.region = region
         self.account_id = account_id
-        self.meter = CapacityMeter(EpochClock(), time_scale=time_scale)
+        self.meter = CapacityMeter(epoch, time_scale=time_scale)
         self.metering = DynamoDbMetering(self.meter, self._forward, self._describe)
         self.publisher: MetricsPublisher | None = None
         if cloudwatch is not None:
@@ -184,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.getppid() != args.parent_pid:
             return 1  # the parent died before the death signal was armed
     cloudwatch = local_client("cloudwatch", args.cloudwatch_url, args.region) if args.cloudwatch_url else None
-    service = DynamoDbService(args.region, args.account_id, args.time_scale, cloudwatch)
+    # The DynamoDB process is its own composition root: its one epoch clock (metric periods) is made here. It is the
+    # same wall time as the local cloud's (both EpochClock), so its CloudWatch periods line up with the others.
+    service = DynamoDbService(args.region, args.account_id, args.time_scale, cloudwatch, epoch=EpochClock())
     gc.freeze()  # imports and moto's backends live until exit: keep the collector's full passes off them
     try:
         import uvloop

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,18 @@ def run(args: argparse.Namespace, *, stdout: Any = None) -> int:
         raise UserError("--stack, --execution and --logs read AWS; they cannot be combined with --run-dir or --file")
     if use_logs and args.execution:
         raise UserError("--execution reads X-Ray; with --logs name the functions (--function or --stack)")
+    # This command reads AWS (or files) from outside any local cloud: its own composition root, and its one reading
+    # of the clock, which --since / the default last hour count back from.
+    now = datetime.now(UTC)
     if args.run_dir:
         report = _from_run_dir(args)
     elif use_logs:
-        report = _from_logs(args)
+        report = _from_logs(args, now)
     elif args.file:
         outcome = read_trace_file(args.file)
         report = from_traces(outcome, Source("file", str(args.file)), functions=args.function or None)
     else:
-        report = _from_xray(args)
+        report = _from_xray(args, now)
     if args.html:
         write_html(report, args.html)
     try:
@@ -117,15 +121,15 @@ def _session(args: argparse.Namespace) -> Any:
         raise UserError(str(exc)) from None
 
 
-def _from_xray(args: argparse.Namespace) -> Report:
-    requested = window_from_args(args.since, args.start, args.end)  # flags checked before any AWS call
+def _from_xray(args: argparse.Namespace, now: datetime) -> Report:
+    requested = window_from_args(args.since, args.start, args.end, now=now)  # flags checked before any AWS call
     session = _session(args)
     retry = RetryPolicy()
     return _aws_call("X-Ray", lambda: _xray_report(args, session, retry, requested))
 
 
-def _from_logs(args: argparse.Namespace) -> Report:
-    window = window_from_args(args.since, args.start, args.end)  # flags checked before any AWS call
+def _from_logs(args: argparse.Namespace, now: datetime) -> Report:
+    window = window_from_args(args.since, args.start, args.end, now=now)  # flags checked before any AWS call
     session = _session(args)
     return _aws_call("CloudWatch Logs", lambda: _logs_report(args, session, window))
 

@@ -76,9 +76,9 @@ class Window:
         return parts
 
 
-def window_from_args(since: str | None, start: str | None, end: str | None, now: datetime | None = None) -> Window:
-    """--since, or --start [--end]; --since and --start together is an error. Default: the last hour."""
-    now = now or datetime.now(tz=UTC)
+def window_from_args(since: str | None, start: str | None, end: str | None, *, now: datetime) -> Window:
+    """--since, or --start [--end]; --since and --start together is an error. Default: the last hour before `now`
+    (the command's one reading of the clock, `lambdalab.traces.cli.run`)."""
     if since and start:
         raise UserError("use either --since or --start/--end, not both")
     if end and not start:

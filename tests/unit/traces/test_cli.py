@@ -151,7 +151,9 @@ def test_execution_reads_its_trace_by_the_trace_header(data_dir):
     cloudwatch = session.stub("cloudwatch")
     cloudwatch.add_response("get_metric_data", {"MetricDataResults": [{"Id": "i0", "Values": [3.0]}]})
     args = parse("--execution", arn)
-    report = cli._xray_report(args, session, RetryPolicy(), window_from_args(None, None, None)).to_json()
+    report = cli._xray_report(
+        args, session, RetryPolicy(), window_from_args(None, None, None, now=datetime.now(UTC))
+    ).to_json()
     [execution] = report["executions"]
     assert execution["execution_arn"] == arn
     assert [item["start_kind"] for item in execution["items"]] == ["cold", "cold", "warm"]

@@ -279,7 +279,7 @@ def no_logging_config(session: StubSession, *names: str) -> None:
 
 def logs_report(session: StubSession, *argv: str) -> dict:
     args = parse("--logs", *WINDOW_ARGS, *argv)
-    window = window_from_args(args.since, args.start, args.end)
+    window = window_from_args(args.since, args.start, args.end, now=datetime.now(UTC))
     return cli._logs_report(args, session, window).to_json()
 
 
