@@ -22,6 +22,7 @@ import psutil
 
 from lambdalab.awslambda.hosting import EnvironmentSpec, InvokeRequest, InvokeStatus
 from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.clock import Clocks
 
 LOG = logging.getLogger(__name__)
 HANDLER = """
@@ -58,7 +59,7 @@ def make_spec(code_dir: Path, env_id: str, runtime: str) -> EnvironmentSpec:
 
 
 async def bench(args: argparse.Namespace, code_dir: Path) -> None:
-    host = ProcessHost()
+    host = ProcessHost(clocks=Clocks.wall())
     started = time.perf_counter()
     await host.start()
     print(f"fork server start: {(time.perf_counter() - started) * 1000:.1f} ms")

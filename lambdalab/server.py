@@ -140,6 +140,7 @@ class LocalCloud:
         self.logs = LocalLogs(
             config.region,
             config.account_id,
+            epoch=self.clocks.epoch,  # creation and ingestion times, PutLogEvents' window, stream names' dates
             fallback=logs_fallback,  # Logs actions that name no log group (resource policies, ...) stay moto's
             cloudwatch=local_client("cloudwatch", self.moto.url, config.region),  # embedded metric format
         )

@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import threading
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from typing import Any
 import botocore.session
 from aiohttp import web
 
+from lambdalab.clock import Clock
 from lambdalab.logs import insights
 from lambdalab.logs.filterpattern import compile_pattern
 from lambdalab.logs.query import QuerySyntaxError, parse
@@ -93,6 +93,7 @@ class QueryState:
     status: str = "Scheduled"
     result: insights.Result | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    settled: threading.Event = field(default_factory=threading.Event)  # no longer Scheduled/Running
 
 
 class Queries:
@@ -100,8 +101,9 @@ class Queries:
 
     KEEP = 1000
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, epoch: Clock) -> None:
         self.store = store
+        self.epoch = epoch  # createTime
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logs-insights")
         self._lock = threading.Lock()
         self.states: dict[str, QueryState] = {}
@@ -118,13 +120,19 @@ class Queries:
                     "message": exc.message,
                 },
             ) from None
-        state = QueryState(str(uuid.uuid4()), text, group_names, int(time.time() * 1000))
+        state = QueryState(str(uuid.uuid4()), text, group_names, int(self.epoch.now() * 1000))
         with self._lock:
             self.states[state.query_id] = state
             while len(self.states) > self.KEEP:
                 self.states.pop(next(iter(self.states)))
 
         def execute() -> None:
+            try:
+                run()
+            finally:
+                state.settled.set()
+
+        def run() -> None:
             if state.cancel.is_set():
                 return
             state.status = "Running"
@@ -152,10 +160,8 @@ class Queries:
 
     def wait(self, query_id: str, timeout_s: float = 30.0) -> QueryState:
         """Until the query is no longer Scheduled/Running (tests and the traces reader use this)."""
-        deadline = time.monotonic() + timeout_s
         state = self.get(query_id)
-        while state.status in ("Scheduled", "Running") and time.monotonic() < deadline:
-            time.sleep(0.005)
+        state.settled.wait(timeout_s)  # a bounded wait, not a clock read
         return state
 
     def close(self) -> None:
@@ -179,10 +185,11 @@ def _names_a_log_group() -> set[str]:
 class LogsApi:
     """The gateway route for service "logs"."""
 
-    def __init__(self, store: LogStore, fallback: Proxy | None = None) -> None:
+    def __init__(self, store: LogStore, fallback: Proxy | None = None, *, epoch: Clock) -> None:
         self.store = store
         self.fallback = fallback
-        self.queries = Queries(store)
+        self.epoch = epoch  # PutLogEvents' too-old / too-new window, queries' createTime
+        self.queries = Queries(store, epoch)
         self._group_actions: set[str] | None = None
 
     # --- transport ----------------------------------------------------------------------------------------------
@@ -385,7 +392,7 @@ class LogsApi:
                 "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
             )
         self.store.stream(group_name, stream_name)  # ResourceNotFoundException before anything is written
-        now = int(time.time() * 1000)
+        now = int(self.epoch.now() * 1000)
         oldest, newest = now - 14 * DAY_MS, now + 2 * 3_600_000
         rejected: dict[str, int] = {}
         accepted: list[tuple[int, str]] = []
@@ -557,6 +564,7 @@ class LogsApi:
             return {"success": False}
         state.cancel.set()
         state.status = "Cancelled"
+        state.settled.set()
         return {"success": True}
 
     def do_DescribeQueries(self, params: dict[str, Any]) -> dict[str, Any]:

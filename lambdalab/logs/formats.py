@@ -49,15 +49,16 @@ def passes(level: str | None, threshold: str | None) -> bool:
     return threshold is None or level_rank(level) >= level_rank(threshold)
 
 
-def stream_name(version: str, *, when: float | None = None, function_name: str | None = None, token: str = "") -> str:
-    """The log stream of one execution environment: ``YYYY/MM/DD/[<version>]<32 hex>`` (UTC date).
+def stream_name(version: str, *, when: float, function_name: str | None = None, token: str = "") -> str:
+    """The log stream of one execution environment: ``YYYY/MM/DD/[<version>]<32 hex>`` (the UTC date of
+    `when`, epoch seconds).
 
     The same value is the environment's ``AWS_LAMBDA_LOG_STREAM_NAME``. `function_name` is given for a function that
     writes to a custom log group (``LoggingConfig.LogGroup``): Lambda then names the function before the version,
     ``YYYY/MM/DD/<function>[<version>]<32 hex>``, so that several functions can share the group (observed; the
     format log forwarders parse since 2025). `token` fixes the 32 hex digits (tests); default: random.
     """
-    day = time.strftime("%Y/%m/%d", time.gmtime(time.time() if when is None else when))
+    day = time.strftime("%Y/%m/%d", time.gmtime(when))
     return f"{day}/{function_name or ''}[{version}]{token or secrets.token_hex(16)}"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from lambdalab.clock import Clock
 from lambdalab.logs import formats
 from lambdalab.logs.capture import Captured, FrameDecoder, LineSplitter, application_passes
 from lambdalab.logs.writer import LogWriter
@@ -97,8 +98,9 @@ class FunctionInfo:
 class FunctionLogs:
     """The factory the Lambda service holds: one EnvironmentLog per execution environment."""
 
-    def __init__(self, writer: LogWriter, *, region: str, account_id: str) -> None:
+    def __init__(self, writer: LogWriter, *, region: str, account_id: str, epoch: Clock) -> None:
         self.writer = writer
+        self.epoch = epoch  # the date in a new stream's name
         self.region = region
         self.account_id = account_id
 
@@ -115,7 +117,7 @@ class FunctionLogs:
         custom = config.log_group is not None
         stream = formats.stream_name(
             version,
-            when=None if now_ms is None else now_ms / 1000,
+            when=self.epoch.now() if now_ms is None else now_ms / 1000,
             function_name=function.name if custom else None,
             token=token,
         )

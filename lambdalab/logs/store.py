@@ -18,9 +18,10 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from lambdalab.clock import Clock
 
 LOG = logging.getLogger(__name__)
 
@@ -146,20 +147,20 @@ class Found:
     event: LogEvent
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class LogStore:
     """Thread-safe: the writer thread appends, API handlers read; every method takes the one lock."""
 
-    def __init__(self, region: str, account_id: str) -> None:
+    def __init__(self, region: str, account_id: str, *, epoch: Clock) -> None:
         self.region = region
         self.account_id = account_id
+        self.epoch = epoch  # creation and ingestion times
         self._lock = threading.RLock()
         self._groups: dict[str, LogGroup] = {}
         self._seq = itertools.count(1)
         self.events_written = 0
+
+    def _now_ms(self) -> int:
+        return int(self.epoch.now() * 1000)
 
     # --- groups and streams -------------------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class LogStore:
             group = LogGroup(
                 name,
                 self.group_arn(name),
-                _now_ms(),
+                self._now_ms(),
                 kms_key_id=kms_key_id,
                 log_group_class=log_group_class or "STANDARD",
                 tags=dict(tags or {}),
@@ -225,7 +226,7 @@ class LogStore:
                 if exist_ok:
                     return stream
                 raise LogsError("ResourceAlreadyExistsException", "The specified log stream already exists")
-            stream = LogStream(stream_name, f"{group.arn}:log-stream:{stream_name}", _now_ms())
+            stream = LogStream(stream_name, f"{group.arn}:log-stream:{stream_name}", self._now_ms())
             group.streams[stream_name] = stream
             return stream
 
@@ -251,7 +252,7 @@ class LogStore:
     def append(self, group_name: str, stream_name: str, events: Iterable[tuple[int, str]], *, create: bool) -> int:
         """Add events (timestamp ms, message) to a stream in the order given; `create` makes the group and stream
         on first write (what Lambda and API Gateway do). Returns how many were added."""
-        now = _now_ms()
+        now = self._now_ms()
         count = 0
         with self._lock:
             if create:

@@ -73,12 +73,12 @@ class Runtime:
     costs: RuntimeCosts
 
 
-def prepare_runtime(name: str, cache: Path | None = None) -> Runtime:
-    """Find the interpreter, build the runtime's packages and measure its costs (each once per machine). Blocking:
-    seconds the first time, milliseconds after; call it off the event loop."""
+def prepare_runtime(name: str, clocks: Clocks, cache: Path | None = None) -> Runtime:
+    """Find the interpreter, build the runtime's packages and measure its costs (each once per machine, on the
+    host's `clocks`). Blocking: seconds the first time, milliseconds after; call it off the event loop."""
     interpreter = find_interpreter(name)
     site = ensure_runtime_packages(interpreter, cache)
-    return Runtime(name, interpreter, site, runtime_costs(interpreter, site))
+    return Runtime(name, interpreter, site, runtime_costs(interpreter, site, clocks))
 
 
 class ForkServerProcess:
@@ -335,15 +335,18 @@ class ProcessHost:
         init_concurrency: int | None = None,
         cache_dir: Path | None = None,
         logs: FunctionLogs | None = None,
-        clocks: Clocks | None = None,
+        clocks: Clocks,
     ) -> None:
         self.run_dir = run_dir
-        self.clocks = clocks or Clocks.wall()  # the local cloud passes its own; the environments read these
+        self.clocks = clocks  # the local cloud's (server.py); the environments and the runtime probe read these
         # Where environments write their log streams: the local cloud's CloudWatch Logs, or a store of the host's own.
         self._own_log_writer: LogWriter | None = None
         if logs is None:
-            self._own_log_writer = LogWriter(LogStore(constants.DEFAULT_REGION, ""))
-            logs = FunctionLogs(self._own_log_writer, region=constants.DEFAULT_REGION, account_id="")
+            store = LogStore(constants.DEFAULT_REGION, "", epoch=clocks.epoch)
+            self._own_log_writer = LogWriter(store)
+            logs = FunctionLogs(
+                self._own_log_writer, region=constants.DEFAULT_REGION, account_id="", epoch=clocks.epoch
+            )
         self.logs = logs
         self.memory_poll_s = memory_poll_s
         self.cache_dir = cache_dir
@@ -406,7 +409,7 @@ class ProcessHost:
 
     async def _start_server(self, name: str, pending: asyncio.Future[ForkServerProcess]) -> None:
         try:
-            runtime = await asyncio.to_thread(prepare_runtime, name, self.cache_dir)
+            runtime = await asyncio.to_thread(prepare_runtime, name, self.clocks, self.cache_dir)
             server = ForkServerProcess(self, runtime)
             await server.start()
         except BaseException as exc:

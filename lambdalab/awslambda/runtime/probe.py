@@ -29,12 +29,12 @@ import platform
 import re
 import statistics
 import subprocess
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lambdalab.awslambda.runtime import forkserver
 from lambdalab.awslambda.runtime.interpreters import Interpreter
+from lambdalab.clock import Clocks
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class RuntimeCosts:
     preload_rss: int  # resident bytes the SDK imports and its parsed data add
     data_s: dict[str, float] = field(default_factory=dict)  # botocore data file -> what parsing it alone costs
     runs: int = PROBE_RUNS
-    measured_at: float = field(default_factory=time.time)
+    measured_at: float = 0.0  # epoch seconds of the measurement (0: not known)
 
     def import_cost(self, module: str) -> float:
         """What `import module` costs alone: its own time and that of everything it loaded first."""
@@ -100,29 +100,32 @@ def machine_key(interpreter: Interpreter, site: Path) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
-def runtime_costs(interpreter: Interpreter, site: Path) -> RuntimeCosts:
-    """The cached costs for this machine, measured now if there are none."""
+def runtime_costs(interpreter: Interpreter, site: Path, clocks: Clocks) -> RuntimeCosts:
+    """The cached costs for this machine, measured now (on the host's `clocks`) if there are none."""
     cache = site.parent / f"costs-{machine_key(interpreter, site)}.json"
     try:
         return RuntimeCosts.from_json(json.loads(cache.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     LOG.warning("measuring what a %s environment costs alone on this machine (once)", interpreter.runtime)
-    costs = measure(interpreter, site)
+    costs = measure(interpreter, site, clocks)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(costs.to_json(), indent=1, sort_keys=True) + "\n")
     tmp.replace(cache)
     return costs
 
 
-def measure(interpreter: Interpreter, site: Path, runs: int = PROBE_RUNS) -> RuntimeCosts:
+def measure(interpreter: Interpreter, site: Path, clocks: Clocks, runs: int = PROBE_RUNS) -> RuntimeCosts:
+    """What an environment of this runtime costs alone: each probe's start-up is the time until its first line, on
+    the monotonic clock (a wall clock in the local cloud: this measures the machine); `measured_at` on the epoch."""
+    clock = clocks.monotonic
     startups: list[float] = []
     samples: list[tuple[dict[str, float], dict[str, list[str]]]] = []
     rss: list[int] = []
     data_s: dict[str, float] = {}
     script = forkserver.__file__
     for _ in range(runs):
-        begin = time.perf_counter()
+        begin = clock.now()
         proc = subprocess.Popen(
             [str(interpreter.executable), "-I", "-S", "-X", "importtime", script, "probe", str(site)],
             stdout=subprocess.PIPE,
@@ -133,7 +136,7 @@ def measure(interpreter: Interpreter, site: Path, runs: int = PROBE_RUNS) -> Run
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        startups.append(time.perf_counter() - begin)
+        startups.append(clock.now() - begin)
         try:
             rest, err = proc.communicate(timeout=_PROBE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -158,6 +161,7 @@ def measure(interpreter: Interpreter, site: Path, runs: int = PROBE_RUNS) -> Run
         preload_rss=int(statistics.median(rss)),
         data_s=data_s,
         runs=runs,
+        measured_at=clocks.epoch.now(),
     )
 
 

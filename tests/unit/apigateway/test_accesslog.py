@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from lambdalab.apigateway import accesslog
+from lambdalab.clock import EpochClock
 from lambdalab.logs import insights
 from lambdalab.logs.query import parse
 from lambdalab.logs.store import LogStore
@@ -96,7 +97,7 @@ def test_log_group_of_a_destination_arn() -> None:
 
 
 def test_latency_summary_runs_as_a_logs_insights_query() -> None:
-    store = LogStore("us-east-1", "123456789012")
+    store = LogStore("us-east-1", "123456789012", epoch=EpochClock())
     fmt = template_format()
     latencies = {"/standard": [10, 20, 30, 40, 50], "/custom": [5, 6, 7]}
     t = 1_790_000_000_000

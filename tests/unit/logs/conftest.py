@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,12 +12,15 @@ import pytest
 from aiohttp import web
 
 from lambdalab.awsclients import local_client
+from lambdalab.clock import Clocks
 from lambdalab.logs.local import LocalLogs
 
 
 class Served:
     def __init__(self) -> None:
-        self.logs = LocalLogs("us-east-1", "123456789012")
+        # A virtual epoch from the wall time of the start: the tests' timestamps (now_ms) are inside the API's window.
+        self.clock, clocks = Clocks.virtual(start_epoch=time.time())
+        self.logs = LocalLogs("us-east-1", "123456789012", epoch=clocks.epoch)
         self.loop = asyncio.new_event_loop()
         self.url = ""
         self._ready = threading.Event()

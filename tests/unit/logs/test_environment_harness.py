@@ -11,6 +11,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambdalab.clock import EpochClock
 from lambdalab.logs import formats
 from lambdalab.logs.capture import encode_frame
 from lambdalab.logs.function import FunctionInfo, FunctionLogs, LoggingConfig
@@ -21,13 +22,13 @@ ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 
 
 def setup(config: LoggingConfig = LoggingConfig()) -> tuple[LogStore, LogWriter, FunctionLogs, FunctionInfo]:
-    store = LogStore("us-east-1", "123456789012")
+    store = LogStore("us-east-1", "123456789012", epoch=EpochClock())
     writer = LogWriter(store, interval_s=0)
     writer.start()
     return (
         store,
         writer,
-        FunctionLogs(writer, region="us-east-1", account_id="123456789012"),
+        FunctionLogs(writer, region="us-east-1", account_id="123456789012", epoch=EpochClock()),
         FunctionInfo("fn", ARN, "python3.13", 128, config),
     )
 

@@ -118,7 +118,7 @@ def test_json_records_match_observed_shapes_and_field_order() -> None:
 def test_stream_names() -> None:
     when = ms("2026-11-22T23:59:59.000Z") / 1000
     assert formats.stream_name("$LATEST", when=when, token="a" * 32) == "2026/11/22/[$LATEST]" + "a" * 32
-    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[7\][0-9a-f]{32}", formats.stream_name("7"))
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[7\][0-9a-f]{32}", formats.stream_name("7", when=when))
     assert formats.stream_name("1", when=when, function_name="fn", token="b" * 32) == "2026/11/22/fn[1]" + "b" * 32
 
 

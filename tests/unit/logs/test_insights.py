@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lambdalab.clock import EpochClock
 from lambdalab.logs import formats, insights
 from lambdalab.logs.query import QuerySyntaxError, parse
 from lambdalab.logs.store import LogStore
@@ -22,7 +23,7 @@ def run(store: LogStore, text: str, groups: list[str] | None = None) -> list[dic
 
 @pytest.fixture
 def store() -> LogStore:
-    s = LogStore("us-east-1", "123456789012")
+    s = LogStore("us-east-1", "123456789012", epoch=EpochClock())
     t = 1_700_000_000_000
     for env, cold_ms in (("a", 512.25), ("b", 498.75)):
         stream = f"2026/11/22/[$LATEST]{env * 32}"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
+from lambdalab.clock import EpochClock
 from lambdalab.errors import UserError
 from lambdalab.logs import insights
 from lambdalab.logs.discovery import parse_init_start, parse_report, parse_xray
@@ -199,7 +200,7 @@ def test_a_shared_custom_group_keeps_only_the_named_functions_streams() -> None:
 
 
 def insights_rows(group: str, query: str) -> list[dict[str, str]]:
-    store = LogStore("us-east-1", "123456789012")
+    store = LogStore("us-east-1", "123456789012", epoch=EpochClock())
     for event in RECORDED[group]:
         store.append(group, event["logStreamName"], [(event["timestamp"], event["message"])], create=True)
     result = insights.run(parse_query(query), store.search([group]), account_id="123456789012")

@@ -17,6 +17,7 @@ from lambdalab import constants
 from lambdalab.awslambda.hosting import EnvironmentSpec, InvokeRequest, InvokeStatus
 from lambdalab.awslambda.runtime.environment import EnvironmentState, IllegalTransition
 from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.clock import Clocks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
@@ -59,7 +60,7 @@ def run(scenario):
     """Run `scenario(host)` with a started host, and always stop it."""
 
     async def main():
-        host = ProcessHost()
+        host = ProcessHost(clocks=Clocks.wall())
         await host.start()
         try:
             return await scenario(host)

@@ -8,6 +8,7 @@ import re
 
 from lambdalab.awslambda.hosting import InvokeStatus
 from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.clock import Clocks, EpochClock
 from lambdalab.logs.function import FunctionLogs, LoggingConfig
 from lambdalab.logs.store import LogStore
 from lambdalab.logs.writer import LogWriter
@@ -22,12 +23,15 @@ REPORT = re.compile(
 
 def run_logged(scenario):
     """Run `scenario(host)` on a host whose environments write into a fresh store; returns (result, store)."""
-    store = LogStore("us-east-1", "123456789012")
+    store = LogStore("us-east-1", "123456789012", epoch=EpochClock())
     writer = LogWriter(store, interval_s=0)
 
     async def main():
         writer.start()
-        host = ProcessHost(logs=FunctionLogs(writer, region="us-east-1", account_id="123456789012"))
+        host = ProcessHost(
+            logs=FunctionLogs(writer, region="us-east-1", account_id="123456789012", epoch=EpochClock()),
+            clocks=Clocks.wall(),
+        )
         await host.start()
         try:
             return await scenario(host)

@@ -16,6 +16,7 @@ from lambdalab.awslambda.runtime.environment import LocalCapacityError
 from lambdalab.awslambda.runtime.host import ForkServerProcess, ProcessHost, Runtime
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.runtime.probe import RuntimeCosts
+from lambdalab.clock import Clocks
 from tests.unit.awslambda.runtime.test_environment import make_spec, ready_env, request, run
 
 
@@ -148,7 +149,7 @@ def test_a_storm_of_inits_is_reported_as_each_would_take_alone() -> None:
 
 def run_with_gate(scenario, capacity: int):
     async def main():
-        host = ProcessHost(init_concurrency=capacity)
+        host = ProcessHost(init_concurrency=capacity, clocks=Clocks.wall())
         await host.start()
         try:
             return await scenario(host)
@@ -162,7 +163,7 @@ async def test_a_full_fork_server_socket_makes_a_spawn_wait_not_fail() -> None:
     # GIVEN a fork server whose control socket is full (it is busy and reads nothing)
     interpreter = find_interpreter("python3.13")
     runtime = Runtime("python3.13", interpreter, Path("/nowhere"), RuntimeCosts(0.0, {}, {}, 0))
-    server = ForkServerProcess(ProcessHost(), runtime)
+    server = ForkServerProcess(ProcessHost(clocks=Clocks.wall()), runtime)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server.use_socket(ours)
     filler = b"x" * 4096

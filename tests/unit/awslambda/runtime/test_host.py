@@ -18,6 +18,7 @@ import pytest
 from lambdalab.awslambda.hosting import InvokeStatus
 from lambdalab.awslambda.runtime.environment import EnvironmentState
 from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.clock import Clocks
 
 from .test_environment import gone, make_spec, ready_env, request, run
 
@@ -40,7 +41,7 @@ def test_kill_and_stop_leave_no_process_behind():
         return busy
 
     async def main():
-        host = ProcessHost()
+        host = ProcessHost(clocks=Clocks.wall())
         await host.start()
         busy = await scenario(host)
         await host.stop()
@@ -59,10 +60,11 @@ HOST_SCRIPT = """
 import asyncio, json, sys
 sys.path.insert(0, sys.argv[1])
 from lambdalab.awslambda.runtime.host import ProcessHost
+from lambdalab.clock import Clocks
 from tests.unit.awslambda.runtime.test_environment import make_spec
 
 async def main():
-    host = ProcessHost()
+    host = ProcessHost(clocks=Clocks.wall())
     await host.start()
     envs = [await host.spawn(make_spec(f"env-{i}")) for i in range(2)]
     for env in envs:

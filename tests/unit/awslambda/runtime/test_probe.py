@@ -9,6 +9,7 @@ import pytest
 from lambdalab.awslambda.runtime.interpreters import find_interpreter
 from lambdalab.awslambda.runtime.packages import ensure_runtime_packages
 from lambdalab.awslambda.runtime.probe import RuntimeCosts, measure, parse_importtime
+from lambdalab.clock import Clocks
 
 # `python -X importtime -c "import pkg"` prints each module after what it imported (post-order), indented by depth.
 SAMPLE = """\
@@ -46,7 +47,7 @@ def test_an_import_costs_itself_and_everything_it_loaded_first() -> None:
 def test_measuring_a_real_runtime() -> None:
     interpreter = find_interpreter(f"python{sys.version_info[0]}.{sys.version_info[1]}")
     site = ensure_runtime_packages(interpreter)
-    costs = measure(interpreter, site, runs=2)
+    costs = measure(interpreter, site, Clocks.wall(), runs=2)
     # A fresh interpreter with the runtime client takes tens of milliseconds; boto3 takes more than its own module.
     assert 0.005 < costs.startup_s < 5.0
     assert costs.import_cost("boto3") > costs.imports_s["boto3"] > 0
