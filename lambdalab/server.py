@@ -246,7 +246,7 @@ class LocalCloud:
         self.service.event_sender = Destinations(
             self.moto.url, lambda arn, body: service.invoke(arn, None, body, invocation_type="Event")
         ).send
-        speed_up_moto_sqs()  # moto's SQS reads the clock per message per call: far too slow at thousands of messages
+        speed_up_moto_sqs(self.clocks.epoch)  # moto reads its clock per message per call: too slow at thousands
         make_moto_sqs_thread_safe()  # moto's DeleteMessage and a concurrent SendMessage could lose the message
         self._wire_sources(esm_metrics)
         await self.service.start()

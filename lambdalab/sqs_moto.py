@@ -2,8 +2,9 @@
 
 Speed: moto 5 checks every message's visibility with `unix_time_millis()`, which builds two datetimes per call
 (~13 µs); every SendMessage, ReceiveMessage and queue-attribute read scans the whole queue, so at 2,500 messages one
-call took over a second. The same value from `time.time()` costs ~0.1 µs. Only the SQS module's references are
-replaced, with functions that answer exactly what moto's do for "now" (and defer to moto's for an explicit datetime).
+call took over a second. The same value from the local cloud's epoch clock (`time.time()`) costs ~0.1 µs. Only the
+SQS module's references are replaced, with functions that answer what moto's do for "now", on the epoch clock
+server.py passes (and defer to moto's for an explicit datetime). moto's other modules keep their own clock reads.
 
 Thread safety: moto serves each request on its own thread. `Queue.add_message` appends under the queue's
 `_messages_lock`, but `Queue.delete_message` rebuilds the message list without it and `receive_message` moves
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import datetime
 import logging
-import time
 from typing import Any
+
+from lambdalab.clock import Clock
 
 LOG = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ def make_moto_sqs_thread_safe() -> None:
     _THREAD_SAFE = True
 
 
-def speed_up_moto_sqs() -> None:
-    """Idempotent; call in the process that runs moto's server."""
+def speed_up_moto_sqs(epoch: Clock) -> None:
+    """Idempotent (the first call's clock stays); call in the process that runs moto's server."""
     global _PATCHED  # noqa: PLW0603 - one process-wide patch of a third-party module
     if _PATCHED:
         return
@@ -68,9 +70,10 @@ def speed_up_moto_sqs() -> None:
     from moto.sqs import models
 
     slow_unix_time = core_utils.unix_time
+    now = epoch.now
 
     def unix_time(dt: datetime.datetime | None = None) -> float:
-        return time.time() if dt is None else slow_unix_time(dt)
+        return now() if dt is None else slow_unix_time(dt)
 
     def unix_time_millis(dt: datetime.datetime | None = None) -> float:
         return unix_time(dt) * 1000.0
@@ -78,4 +81,4 @@ def speed_up_moto_sqs() -> None:
     models.unix_time = unix_time
     models.unix_time_millis = unix_time_millis
     _PATCHED = True
-    LOG.debug("moto SQS reads the clock with time.time()")
+    LOG.debug("moto SQS reads the local cloud's epoch clock")

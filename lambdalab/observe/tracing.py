@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass, field
 
 LOG = logging.getLogger(__name__)
@@ -17,9 +16,9 @@ HEADER_NAME = "X-Amzn-Trace-Id"
 LAMBDA_ENV_VAR = "_X_AMZN_TRACE_ID"  # what the runtime sets from the Lambda-Runtime-Trace-Id header
 
 
-def new_trace_id(epoch: float | None = None) -> str:
-    """``1-<8 hex: epoch seconds>-<24 hex: random>``, the X-Ray trace id format."""
-    seconds = int(time.time() if epoch is None else epoch)
+def new_trace_id(epoch: float) -> str:
+    """``1-<8 hex: epoch seconds>-<24 hex: random>``, the X-Ray trace id format (`epoch`: the caller's clock)."""
+    seconds = int(epoch)
     return f"1-{seconds:08x}-{os.urandom(12).hex()}"
 
 

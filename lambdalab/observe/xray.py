@@ -18,7 +18,6 @@ import random
 import re
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ def plan_trace(
     tracing_active: bool,
     sampled: bool | Callable[[], bool],
     *,
-    now: float | None = None,
+    now: float,
 ) -> TracePlan:
     """Decide the trace of one invocation.
 
@@ -102,7 +101,7 @@ def plan_trace(
         decision = sampled() if callable(sampled) else bool(sampled)
     else:
         decision = False
-    trace_id = header.root or new_trace_id(time.time() if now is None else now)
+    trace_id = header.root or new_trace_id(now)
     plan_ids = {
         "service_segment_id": new_segment_id(),
         "function_segment_id": new_segment_id(),

@@ -17,7 +17,6 @@ import base64
 import contextlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdalab.awsclients import local_session
-from lambdalab.clock import Clock
+from lambdalab.clock import Clock, Clocks
 from lambdalab.sources import esm_metrics
 from lambdalab.sources.esm_metrics import EsmMetrics
 from lambdalab.sources.invoke import InvokeRefused, Sender, SyncInvoker
@@ -95,8 +94,9 @@ def _epoch(value: Any) -> float:
 class KinesisReader:
     kind = "kinesis"
 
-    def __init__(self, arn: str, endpoint_url: str, region: str, identity_arn: str) -> None:
+    def __init__(self, arn: str, endpoint_url: str, region: str, identity_arn: str, epoch: Clock) -> None:
         self.arn = arn
+        self._epoch = epoch  # the arrival time of a record that has none
         self.name = arn.split(":", 5)[5].split("/", 1)[1].split("/", 1)[0]
         self.region = region
         self.identity_arn = identity_arn
@@ -124,7 +124,7 @@ class KinesisReader:
         for item in answer.get("Records") or []:
             sequence = str(item["SequenceNumber"])
             data = item.get("Data") or b""
-            arrival = _epoch(item.get("ApproximateArrivalTimestamp") or time.time())
+            arrival = _epoch(item.get("ApproximateArrivalTimestamp") or self._epoch.now())
             out.append(
                 RawRecord(
                     int(sequence),
@@ -165,8 +165,9 @@ def _shard_of_kinesis_iterator(answer: dict[str, Any], iterator: str) -> str:
 class DynamoDBStreamReader:
     kind = "dynamodb"
 
-    def __init__(self, arn: str, endpoint_url: str, region: str) -> None:
+    def __init__(self, arn: str, endpoint_url: str, region: str, epoch: Clock) -> None:
         self.arn = arn
+        self._epoch = epoch  # ApproximateCreationDateTime of a record that has none
         self.region = region
         self._client = _client("dynamodbstreams", endpoint_url, region)
 
@@ -191,7 +192,7 @@ class DynamoDBStreamReader:
         out = []
         for item in answer.get("Records") or []:
             body = dict(item.get("dynamodb") or {})
-            created = _epoch(body.get("ApproximateCreationDateTime") or time.time())
+            created = _epoch(body.get("ApproximateCreationDateTime") or self._epoch.now())
             body["ApproximateCreationDateTime"] = int(created)
             record = {
                 "eventID": item.get("eventID") or uuid.uuid4().hex,
@@ -216,10 +217,12 @@ class DynamoDBStreamReader:
         return out, answer.get("NextShardIterator")
 
 
-def stream_reader(kind: str, arn: str, endpoint_url: str, region: str, identity_arn: str) -> StreamReader:
+def stream_reader(
+    kind: str, arn: str, endpoint_url: str, region: str, identity_arn: str, *, epoch: Clock
+) -> StreamReader:
     if kind == "kinesis":
-        return KinesisReader(arn, endpoint_url, region, identity_arn)
-    return DynamoDBStreamReader(arn, endpoint_url, region)
+        return KinesisReader(arn, endpoint_url, region, identity_arn, epoch)
+    return DynamoDBStreamReader(arn, endpoint_url, region, epoch)
 
 
 # --- the runtime --------------------------------------------------------------------------------------------------
@@ -277,7 +280,7 @@ class StreamRuntime:
         invoker: SyncInvoker,
         *,
         blocking: Blocking,
-        clock: Clock,
+        clocks: Clocks,
         time_scale: float,
         sender: Sender | None = None,
         metrics: EsmMetrics | None = None,
@@ -289,7 +292,8 @@ class StreamRuntime:
         self.sender = sender
         self.metrics = metrics
         self.function_name = function_name
-        self.clock = clock
+        self.clock = clocks.monotonic  # lanes, batching windows, record ages
+        self.epoch = clocks.epoch  # records' arrival times, iterator age, the on-failure record's timestamp
         self.time_scale = time_scale
         self._blocking = blocking
         self.stats = StreamStats()
@@ -399,7 +403,7 @@ class StreamRuntime:
                 await asyncio.sleep(POLL_INTERVAL_S)
                 continue
             filters = self.mapping.settings.filters
-            now, epoch = self.clock.now(), time.time()
+            now, epoch = self.clock.now(), self.epoch.now()
             records = [
                 StreamRecord(raw.sequence, raw.key, now - max(0.0, epoch - raw.arrival_epoch), raw.size, raw)
                 for raw in raws
@@ -481,7 +485,7 @@ class StreamRuntime:
                 mapping.last_processing_result = "OK"
                 last = batch.records[-1].payload
                 if self.metrics is not None and self.function_name:
-                    self.metrics.iterator_age(self.function_name, (time.time() - last.arrival_epoch) * 1000)
+                    self.metrics.iterator_age(self.function_name, (self.epoch.now() - last.arrival_epoch) * 1000)
         discards = shard.lanes.complete(batch, outcome, failed)
         shard.changed.set()
         await self._discard(shard, discards)
@@ -523,7 +527,7 @@ class StreamRuntime:
                 "approximateInvokeCount": discard.invocations,
             },
             "version": "1.0",
-            "timestamp": _iso(time.time()),
+            "timestamp": _iso(self.epoch.now()),
         }
         status, version, error = shard.last_result.get(discard.lane, (0, None, None))
         if discard.invocations:

@@ -29,26 +29,17 @@ READS_ALLOWED: dict[str, str] = {
     "lambdalab/simulate/cli.py": (
         "the simulator runs on virtual time; perf_counter only measures how long it took (wall_time_s in its report)"
     ),
+    "lambdalab/awslambda/runtime/forkserver.py": (
+        "the fork server is its own process, run by the runtime's interpreter isolated (-I -S) on the standard "
+        "library only, so it cannot be handed a Clock: it replays measured start-up and import costs as real "
+        "sleeps (time.time), times its own waits for the CPU gate and its stop (time.monotonic) and the SDK data it "
+        "parses (perf_counter), and writes INIT_MARK in epoch seconds, which the host reads as wall time (the host "
+        "is only ever built on wall clocks)"
+    ),
     "lambdalab/simulate/tune.py": (
         "a sweep of simulations (virtual time) in worker processes; perf_counter only measures each run's and the "
         "sweep's own duration for the report"
     ),
-}
-
-# Not done yet: modules still reading the clock that are to take one (or to be judged), listed so the test passes
-# meanwhile. This list is meant to shrink to nothing; see the report of issue 10.
-PENDING: dict[str, str] = {
-    "lambdalab/awslambda/models.py": "LastModified (_timestamp): to take the service's epoch clock",
-    "lambdalab/awslambda/sqs_moto.py": "moto's SQS clock: to be the local cloud's epoch clock",
-    "lambdalab/awslambda/runtime/forkserver.py": "the fork server process: to be judged",
-    "lambdalab/awslambda/runtime/probe.py": "the runtime cost probe: to be judged",
-    "lambdalab/sources/streams.py": "stream records' arrival fallback and iterator age: to take the epoch clock",
-    "lambdalab/logs/api.py": "to take the epoch clock",
-    "lambdalab/logs/store.py": "to take the epoch clock",
-    "lambdalab/logs/writer.py": "flush's deadline",
-    "lambdalab/logs/formats.py": "stream_name's default date",
-    "lambdalab/observe/tracing.py": "new_trace_id's default time",
-    "lambdalab/observe/xray.py": "plan_trace's default time (the service's NullTelemetry passes none)",
 }
 
 # Modules that may make a wall clock (WallClock(), EpochClock(), Clocks.wall()): composition roots only.
@@ -57,10 +48,6 @@ MAKES_ALLOWED: dict[str, str] = {
     "lambdalab/server.py": "the local cloud's composition root: the one Clocks.wall(), passed down",
     "lambdalab/autoscaling/experiments.py": "a tool driving a running cloud from outside: main() makes its clock",
     "lambdalab/dynamodb/service.py": "the DynamoDB process is its own root: main() makes its epoch clock",
-}
-MAKES_PENDING: dict[str, str] = {
-    "lambdalab/awslambda/service.py": "LambdaService(clocks=None) defaults to Clocks.wall()",
-    "lambdalab/awslambda/environments.py": "ProcessHost(clocks=None) defaults to Clocks.wall()",
 }
 
 TIME_READERS = frozenset(
@@ -155,7 +142,7 @@ def _modules() -> dict[str, _Finder]:
 
 
 def test_no_module_below_a_composition_root_reads_the_clock() -> None:
-    allowed = READS_ALLOWED | PENDING
+    allowed = READS_ALLOWED
     offenders = [
         f"{module}:{line}: {what}"
         for module, found in _modules().items()
@@ -169,7 +156,7 @@ def test_no_module_below_a_composition_root_reads_the_clock() -> None:
 
 
 def test_only_composition_roots_make_a_wall_clock() -> None:
-    allowed = MAKES_ALLOWED | MAKES_PENDING
+    allowed = MAKES_ALLOWED
     offenders = [
         f"{module}:{line}: {what}"
         for module, found in _modules().items()
@@ -181,8 +168,8 @@ def test_only_composition_roots_make_a_wall_clock() -> None:
 
 def test_every_allow_list_entry_is_still_needed() -> None:
     found = _modules()
-    stale = [m for m in READS_ALLOWED | PENDING if m not in found or not found[m].reads]
-    stale += [m for m in MAKES_ALLOWED | MAKES_PENDING if m not in found or not found[m].makes]
+    stale = [m for m in READS_ALLOWED if m not in found or not found[m].reads]
+    stale += [m for m in MAKES_ALLOWED if m not in found or not found[m].makes]
     assert stale == [], "these no longer read or make a clock: take them off the allow-list\n" + "\n".join(stale)
 
 

@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdalab.clock import EpochClock
 from lambdalab.sqs_moto import make_moto_sqs_thread_safe, speed_up_moto_sqs
 
 SENDERS, CONSUMERS, PER_SENDER = 4, 4, 300
@@ -56,7 +57,7 @@ def churn() -> tuple[set[str], set[str], set[str]]:
 
 @pytest.mark.slow
 def test_concurrent_sends_and_deletes_lose_nothing() -> None:
-    speed_up_moto_sqs()
+    speed_up_moto_sqs(EpochClock())
     make_moto_sqs_thread_safe()
     with mock_aws():
         sent, deleted, left = churn()

@@ -19,6 +19,7 @@ from lambdalab.awslambda.core.exceptions import (
     ResourceNotFoundException,
 )
 from lambdalab.awslambda.runtime.builds import CodeArtifact
+from lambdalab.clock import Clock
 
 LOG = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ _PARTIAL_ARN_RE = re.compile(r"^\d{12}:function:([a-zA-Z0-9-_]+)(?::([a-zA-Z0-9-
 _SHORT_QUALIFIED_RE = re.compile(r"^([a-zA-Z0-9-_]+):([a-zA-Z0-9-_$]+)$")
 
 
-def _timestamp() -> str:
-    """Lambda's LastModified format: 2026-11-22T06:30:00.000+0000."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+def _timestamp(epoch: Clock) -> str:
+    """Lambda's LastModified format, of the epoch clock's time: 2026-11-22T06:30:00.000+0000."""
+    return datetime.fromtimestamp(epoch.now(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def split_function_name(name: str) -> tuple[str, str | None]:
@@ -95,7 +96,8 @@ class LayerVersion:
 class LayerStore:
     """Every layer version of the local account in one Region."""
 
-    def __init__(self, region: str, account_id: str) -> None:
+    def __init__(self, region: str, account_id: str, *, epoch: Clock) -> None:
+        self.epoch = epoch  # LastModified, CreatedDate
         self.region = region
         self.account_id = account_id
         self._layers: dict[str, dict[int, LayerVersion]] = {}
@@ -122,7 +124,7 @@ class LayerStore:
             spec=spec,
             opt_root=opt_root,
             code_sha256=code_sha256(opt_root),
-            created=_timestamp(),
+            created=_timestamp(self.epoch),
         )
         self._layers.setdefault(spec.name, {})[number] = version
         return version
@@ -217,7 +219,8 @@ class LambdaFunction:
 class FunctionStore:
     """Every function of the local account in one Region."""
 
-    def __init__(self, region: str, account_id: str) -> None:
+    def __init__(self, region: str, account_id: str, *, epoch: Clock) -> None:
+        self.epoch = epoch  # LastModified, CreatedDate
         self.region = region
         self.account_id = account_id
         self._functions: dict[str, LambdaFunction] = {}
@@ -234,7 +237,7 @@ class FunctionStore:
         spec = replace(spec, code_dir=spec.code_dir.resolve())
         validate_spec(spec)
         latest = FunctionVersion(
-            LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description, artifact=artifact
+            LATEST, spec, code_sha256(spec.code_dir), _timestamp(self.epoch), spec.description, artifact=artifact
         )
         function = LambdaFunction(name=spec.name, arn=self.arn(spec.name), latest=latest)
         self._functions[spec.name] = function
@@ -266,7 +269,7 @@ class FunctionStore:
         validate_spec(spec)
         kept = artifact if artifact is not None else function.latest.artifact
         function.latest = FunctionVersion(
-            LATEST, spec, code_sha256(spec.code_dir), _timestamp(), spec.description, artifact=kept
+            LATEST, spec, code_sha256(spec.code_dir), _timestamp(self.epoch), spec.description, artifact=kept
         )
         return function.latest
 
@@ -282,7 +285,7 @@ class FunctionStore:
             number,
             function.latest.spec,
             function.latest.code_sha256,
-            _timestamp(),
+            _timestamp(self.epoch),
             description or "",
             artifact=function.latest.artifact,
         )

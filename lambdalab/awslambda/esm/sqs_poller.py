@@ -206,6 +206,7 @@ class EventSourceMappings:
         metrics: EsmMetrics | None = None,
     ) -> None:
         self.functions = functions
+        self.clocks = clocks  # both, for the stream mappings' runtimes
         self.clock = clocks.monotonic  # scaling, batching windows
         self.epoch = clocks.epoch  # LastModified
         self.region = region
@@ -248,7 +249,9 @@ class EventSourceMappings:
         that does not exist. Blocking."""
         kind = source_kind(queue_arn)
         if kind.is_stream:
-            reader = stream_reader(kind.value, queue_arn, self._endpoint_of(kind.value), self.region, "")
+            reader = stream_reader(
+                kind.value, queue_arn, self._endpoint_of(kind.value), self.region, "", epoch=self.epoch
+            )
             try:
                 reader.shards()
             except Exception:
@@ -382,13 +385,14 @@ class EventSourceMappings:
             self._endpoint_of(mapping.settings.source.value),
             self.region,
             role,
+            epoch=self.epoch,
         )
         return StreamRuntime(
             mapping,
             reader,
             self.stream_invoker,
             blocking=self._blocking,
-            clock=self.clock,
+            clocks=self.clocks,
             time_scale=self.time_scale,
             sender=self._sender,
             metrics=self.metrics,

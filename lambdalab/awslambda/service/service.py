@@ -72,7 +72,7 @@ from lambdalab.awslambda.runtime.builds import BuildError, CodeArtifact, build_l
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.awslambda.service.leases import ColdStart, Leases
 from lambdalab.awslambda.service.waiting import WaitingRoom
-from lambdalab.clock import Clocks
+from lambdalab.clock import Clock, Clocks
 from lambdalab.logs.function import LoggingConfig
 from lambdalab.observe.metrics import AsyncMetricEvent, AsyncMetricKind, ConcurrencySnapshot, ProvisionedState
 from lambdalab.observe.model import EnvironmentEvent, InvocationRecord
@@ -128,10 +128,14 @@ class Telemetry(Protocol):
 
 
 class NullTelemetry:
-    """Reports nowhere; traces are still planned so environments get a well-formed header."""
+    """Reports nowhere; traces are still planned (new trace ids stamped on `epoch`) so environments get a well-formed
+    header."""
+
+    def __init__(self, epoch: Clock) -> None:
+        self.epoch = epoch
 
     def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan:
-        return plan_trace(incoming, tracing_active, False)
+        return plan_trace(incoming, tracing_active, False, now=self.epoch.now())
 
     def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None:
         pass
@@ -173,19 +177,18 @@ class LambdaService:
         config: ServiceConfig,
         telemetry: Telemetry | None = None,
         *,
-        clocks: Clocks | None = None,
+        clocks: Clocks,
         esm_metrics: EsmMetrics | None = None,
     ) -> None:
         self.config = config
         self.host = host
-        self.store = FunctionStore(config.region, config.account_id)
-        self.layers = LayerStore(config.region, config.account_id)
-        clocks = clocks or Clocks.wall()
+        self.store = FunctionStore(config.region, config.account_id, epoch=clocks.epoch)  # LastModified
+        self.layers = LayerStore(config.region, config.account_id, epoch=clocks.epoch)  # CreatedDate
         self.clock = clocks.monotonic  # the policy's and the queue's time; invoke deadlines
         self.epoch = clocks.epoch  # timestamps: run records, environment events, LastModified
         self.policy = ConcurrencyPolicy(self.clock, config.limits)
         self.queue = AsyncQueue(self.clock, time_scale=config.time_scale)
-        self.telemetry: Telemetry = telemetry or NullTelemetry()
+        self.telemetry: Telemetry = telemetry or NullTelemetry(clocks.epoch)
         self.waiting = WaitingRoom(self.clock)  # calls held at admission while this machine's CPU lags (`_admit`)
         self._recent_inits: dict[str, collections.deque[float]] = {}
         self._usual_init_s: dict[str, float] = {}

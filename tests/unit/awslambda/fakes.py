@@ -171,7 +171,7 @@ class RecordingTelemetry:
     async_events: list[AsyncMetricEvent] = field(default_factory=list)
 
     def plan(self, function_name: str, function_arn: str, incoming: str | None, tracing_active: bool) -> TracePlan:
-        return plan_trace(incoming, tracing_active, False)
+        return plan_trace(incoming, tracing_active, False, now=1_800_000_000.0)
 
     def invocation(self, record: InvocationRecord, plan: TracePlan | None) -> None:
         self.records.append(record)

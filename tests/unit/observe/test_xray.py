@@ -34,6 +34,8 @@ from tests.unit.observe.conftest import T0, build_record
 
 INCOMING = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a1b2c3d4:0"
 
+NOW = 1_800_000_000.0  # epoch seconds: the clock the caller (Telemetry, NullTelemetry) passes
+
 
 def cold_record(**overrides: Any):
     received = T0 + 1.0
@@ -56,7 +58,9 @@ def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # --- plans --------------------------------------------------------------------------------------------------------
 def test_an_upstream_decision_wins_and_the_environment_gets_the_invocation_as_parent():
-    plan = plan_trace(INCOMING, tracing_active=False, sampled=lambda: pytest.fail("the sampler must not be asked"))
+    plan = plan_trace(
+        INCOMING, tracing_active=False, sampled=lambda: pytest.fail("the sampler must not be asked"), now=NOW
+    )
     assert plan.sampled is True
     assert plan.trace_id == "1-5759e988-bd862e3fe1be46a994272793"
     assert plan.caller_parent_id == "53995c3f42cd8ad8"
@@ -74,16 +78,19 @@ def test_without_a_header_active_tracing_asks_the_sampler_and_passthrough_does_n
     active = plan_trace(None, tracing_active=True, sampled=True, now=T0)
     assert active.sampled and is_trace_id(active.trace_id)
     assert active.trace_id.split("-")[1] == f"{int(T0):08x}"
-    assert plan_trace(None, tracing_active=True, sampled=lambda: False).sampled is False
-    passthrough = plan_trace(None, tracing_active=False, sampled=True)
+    assert plan_trace(None, tracing_active=True, sampled=lambda: False, now=NOW).sampled is False
+    passthrough = plan_trace(None, tracing_active=False, sampled=True, now=NOW)
     assert passthrough.sampled is False
     assert "Sampled=0" in passthrough.environment_header
-    assert plan_trace(INCOMING.replace("Sampled=1", "Sampled=0"), tracing_active=True, sampled=True).sampled is False
+    assert (
+        plan_trace(INCOMING.replace("Sampled=1", "Sampled=0"), tracing_active=True, sampled=True, now=NOW).sampled
+        is False
+    )
 
 
 # --- Lambda's segments --------------------------------------------------------------------------------------------
 def test_a_cold_start_has_service_and_function_segments_with_initialization_invocation_overhead():
-    plan = plan_trace(INCOMING, tracing_active=True, sampled=True)
+    plan = plan_trace(INCOMING, tracing_active=True, sampled=True, now=NOW)
     rec = cold_record()
     service, function = lambda_segments(rec, plan, region="us-east-1", account_id="123456789012")
 
@@ -114,7 +121,7 @@ def test_a_cold_start_has_service_and_function_segments_with_initialization_invo
 
 @pytest.mark.parametrize("start_kind", ["warm", "provisioned"])
 def test_warm_and_provisioned_starts_have_no_initialization(start_kind: str):
-    plan = plan_trace(None, tracing_active=True, sampled=True)
+    plan = plan_trace(None, tracing_active=True, sampled=True, now=NOW)
     rec = build_record(start_kind=start_kind)
     _, function = lambda_segments(rec, plan, region="us-east-1", account_id="123456789012")
     assert segment_problems(function) == []
@@ -123,7 +130,7 @@ def test_warm_and_provisioned_starts_have_no_initialization(start_kind: str):
 
 
 def test_a_function_error_is_a_fault_with_its_cause():
-    plan = plan_trace(None, tracing_active=True, sampled=True)
+    plan = plan_trace(None, tracing_active=True, sampled=True, now=NOW)
     rec = build_record(outcome="function_error", error_type="ValueError", error_message="boom")
     service, function = lambda_segments(rec, plan, region="us-east-1", account_id="123456789012")
     assert function["fault"] is True
@@ -135,7 +142,7 @@ def test_a_function_error_is_a_fault_with_its_cause():
 
 
 def test_a_throttle_is_a_429_service_segment_only():
-    plan = plan_trace(None, tracing_active=True, sampled=True)
+    plan = plan_trace(None, tracing_active=True, sampled=True, now=NOW)
     rec = build_record(
         outcome="throttled", start_kind=None, environment_id=None, invoke_start=None, invoke_end=None, duration_s=None
     )
@@ -149,7 +156,7 @@ def test_a_throttle_is_a_429_service_segment_only():
 
 
 def test_an_unsampled_plan_records_nothing():
-    plan = plan_trace(None, tracing_active=False, sampled=True)
+    plan = plan_trace(None, tracing_active=False, sampled=True, now=NOW)
     assert lambda_segments(cold_record(), plan, region="us-east-1", account_id="123456789012") == []
 
 
@@ -310,7 +317,7 @@ def test_the_xray_sdk_emitter_reaches_the_daemon():
 
 
 def test_an_init_error_faults_the_initialization_subsegment():
-    plan = plan_trace(None, tracing_active=True, sampled=True)
+    plan = plan_trace(None, tracing_active=True, sampled=True, now=NOW)
     rec = cold_record(
         outcome="init_error", invoke_start=None, invoke_end=None, duration_s=None, error_type="Runtime.ImportError"
     )
@@ -331,7 +338,7 @@ class QueuedRecord(InvocationRecord):
 
 
 def test_an_async_event_has_dwell_time_and_attempt_subsegments_when_its_queue_time_is_known():
-    plan = plan_trace(None, tracing_active=True, sampled=True)
+    plan = plan_trace(None, tracing_active=True, sampled=True, now=NOW)
     base = build_record(invocation_type="Event", attempt=2)
     rec = QueuedRecord(**{**base.to_json(), "enqueued_at": base.received_at - 5.0})
     service, _ = lambda_segments(rec, plan, region="us-east-1", account_id="123456789012")

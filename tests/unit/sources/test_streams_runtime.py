@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from lambdalab.awslambda.core.esm import EventSourceMapping, SourceKind, settings_from
-from lambdalab.clock import WallClock
+from lambdalab.clock import Clocks
 from lambdalab.sources.invoke import InvokeRefused, SyncResult
-from lambdalab.sources.streams import RawRecord, StreamRuntime
+from lambdalab.sources.streams import DynamoDBStreamReader, RawRecord, StreamRuntime
 
 ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/s"
 
@@ -89,7 +89,7 @@ def runtime(reader: FakeReader, invoker: FakeInvoker, sender: FakeSender, **sett
         return fn(*args)
 
     return StreamRuntime(
-        mapping, reader, invoker, blocking=blocking, clock=WallClock(), time_scale=0.01, sender=sender,
+        mapping, reader, invoker, blocking=blocking, clocks=Clocks.wall(), time_scale=0.01, sender=sender,
         function_name="f",
     )  # fmt: skip
 
@@ -166,3 +166,25 @@ async def test_filter_criteria_leave_records_out_before_batching() -> None:
     await run_until(lambda: len(invoker.done) == 2)
     await stream.stop(0.5)
     assert [seq for _, seq in invoker.done] == [1, 3] and stream.stats.filtered_out == 1
+
+
+class _StubStreams:
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        return {"Records": self.records, "NextShardIterator": None}
+
+
+def test_a_record_without_its_time_is_stamped_with_the_epoch_clock() -> None:
+    # the stream's own ApproximateCreationDateTime is kept; one without gets the local cloud's epoch time, not the
+    # machine's
+    _, clocks = Clocks.virtual(start_epoch=1_800_000_000.0)
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-22T00:00:00.000"
+    reader = DynamoDBStreamReader(arn, "http://127.0.0.1:9", "us-east-1", clocks.epoch)
+    dated = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "1", "ApproximateCreationDateTime": 1_700_000_000}}
+    undated = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "2"}}
+    reader._client = _StubStreams([dated, undated])
+    raws, _ = reader.read("iterator", 10)
+    assert [raw.arrival_epoch for raw in raws] == [1_700_000_000.0, 1_800_000_000.0]
+    assert raws[1].record["dynamodb"]["ApproximateCreationDateTime"] == 1_800_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from lambdalab.awslambda.core.exceptions import (
     ResourceNotFoundException,
 )
 from lambdalab.awslambda.core.models import LATEST, FunctionStore, split_function_name
+from lambdalab.clock import Clocks
 
 
 @pytest.fixture
@@ -23,7 +25,10 @@ def code(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store() -> FunctionStore:
-    return FunctionStore("us-east-1", "123456789012")
+    return FunctionStore("us-east-1", "123456789012", epoch=Clocks.virtual(start_epoch=START)[1].epoch)
+
+
+START = datetime(2026, 11, 22, 6, 30, tzinfo=UTC).timestamp()
 
 
 def spec(code: Path, **changes) -> FunctionSpec:
@@ -107,3 +112,14 @@ def test_a_relative_code_folder_is_made_absolute(store, code, monkeypatch) -> No
     function = store.create(spec(Path(code.name)))
     assert function.latest.spec.code_dir == code.resolve()
     assert function.latest.spec.code_dir.is_absolute()
+
+
+def test_last_modified_is_the_epoch_clocks_time(tmp_path: Path) -> None:
+    clock, clocks = Clocks.virtual(start_epoch=START)
+    store = FunctionStore("us-east-1", "123456789012", epoch=clocks.epoch)
+    (tmp_path / "app.py").write_text("def lambda_handler(event, context):\n    return event\n")
+    created = store.create(spec(tmp_path))
+    assert created.latest.last_modified == "2026-11-22T06:30:00.000+0000"
+    clock.advance(1.25)
+    published = store.publish_version(created)
+    assert published.last_modified == "2026-11-22T06:30:01.250+0000"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from lambdalab.awslambda.core.policy import Admitted, StartKind, Throttled, ThrottleReason
 from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.service.service import LambdaService, ServiceConfig, _Attempt
+from lambdalab.clock import Clocks
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Host:
 
 
 def service(host: Host) -> LambdaService:
-    return LambdaService(host, ServiceConfig())  # type: ignore[arg-type]
+    return LambdaService(host, ServiceConfig(), clocks=Clocks.wall())  # type: ignore[arg-type]
 
 
 class Function:
