@@ -1,7 +1,7 @@
 """A function's logs as Lambda writes them: one `EnvironmentLog` per execution environment, called by the Lambda
 service at each lifecycle point, in order, from the event loop.
 
-    logs = FunctionLogs(writer, region=..., account_id=...)                 # once, by the local cloud
+    logs = FunctionLogs(writer, region=..., account_id=..., epoch=...)      # once, by the local cloud
     env_log = logs.environment(FunctionInfo(...), version="1", init_type="on-demand")
     env["AWS_LAMBDA_LOG_GROUP_NAME"], env["AWS_LAMBDA_LOG_STREAM_NAME"] = env_log.group, env_log.stream
     env.update(env_log.config.runtime_variables())                        # AWS_LAMBDA_LOG_FORMAT / _LEVEL
