@@ -109,7 +109,7 @@ def physical_name(stack_name: str, logical_id: str, *, limit: int, lowercase: bo
     return name.lower() if lowercase else name
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     return int(float(value)) if isinstance(value, str) else int(value)
 
 
@@ -119,7 +119,7 @@ def _bool(value: Any) -> bool:
     return bool(value)
 
 
-def _tags_dict(tags: Any) -> dict[str, str]:
+def tags_dict(tags: Any) -> dict[str, str]:
     """CloudFormation tags come as [{Key, Value}] (most types) or {k: v} (SAM, some types)."""
     if isinstance(tags, dict):
         return {str(k): str(v) for k, v in tags.items()}
@@ -128,11 +128,11 @@ def _tags_dict(tags: Any) -> dict[str, str]:
     return {}
 
 
-def _tags_list(tags: Any) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in _tags_dict(tags).items()]
+def tags_list(tags: Any) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags_dict(tags).items()]
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -238,8 +238,8 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
         handler=str(props.get("Handler", "")),
         runtime=str(props.get("Runtime", "")),
         code_dir=code_dir,
-        timeout_s=_int(props.get("Timeout", constants.DEFAULT_TIMEOUT_SECONDS)),
-        memory_mb=_int(props.get("MemorySize", constants.DEFAULT_MEMORY_MB)),
+        timeout_s=as_int(props.get("Timeout", constants.DEFAULT_TIMEOUT_SECONDS)),
+        memory_mb=as_int(props.get("MemorySize", constants.DEFAULT_MEMORY_MB)),
         environment={
             str(k): _env_text(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()
         },
@@ -247,9 +247,9 @@ def lambda_function(ctx: ProvisionContext, logical_id: str, props: dict[str, Any
         tracing=str(tracing),
         architectures=tuple(str(a) for a in props.get("Architectures") or ["x86_64"]),
         description=str(props.get("Description", "")),
-        reserved_concurrency=_int(reserved) if reserved is not None else None,
+        reserved_concurrency=as_int(reserved) if reserved is not None else None,
         dead_letter_target_arn=(props.get("DeadLetterConfig") or {}).get("TargetArn"),
-        tags=_tags_dict(props.get("Tags")),
+        tags=tags_dict(props.get("Tags")),
         logical_id=logical_id,
         layers=tuple(str(arn) for arn in props.get("Layers") or ()),
         template_dir=ctx.template_dir,
@@ -307,7 +307,7 @@ def lambda_version(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]
     version = ctx.lambda_control.publish_version(name, str(props.get("Description", "")))
     provisioned = (props.get("ProvisionedConcurrencyConfig") or {}).get("ProvisionedConcurrentExecutions")
     if provisioned is not None:
-        ctx.lambda_control.put_provisioned_concurrency(name, version, _int(provisioned))
+        ctx.lambda_control.put_provisioned_concurrency(name, version, as_int(provisioned))
     arn = ctx.lambda_control.function_arn(name, version)
     return Created(arn, {"Version": version, "FunctionArn": arn})
 
@@ -325,7 +325,7 @@ def lambda_alias(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) 
     arn = ctx.lambda_control.create_alias(name, alias, version, str(props.get("Description", "")))
     provisioned = (props.get("ProvisionedConcurrencyConfig") or {}).get("ProvisionedConcurrentExecutions")
     if provisioned is not None:
-        ctx.lambda_control.put_provisioned_concurrency(name, alias, _int(provisioned))
+        ctx.lambda_control.put_provisioned_concurrency(name, alias, as_int(provisioned))
     return Created(arn, {"AliasArn": arn})
 
 
@@ -338,8 +338,8 @@ def lambda_event_invoke_config(ctx: ProvisionContext, logical_id: str, props: di
     spec = EventInvokeConfigSpec(
         function_name=name,
         qualifier=qualifier,
-        maximum_retry_attempts=_int(retries) if retries is not None else None,
-        maximum_event_age_s=_int(age) if age is not None else None,
+        maximum_retry_attempts=as_int(retries) if retries is not None else None,
+        maximum_event_age_s=as_int(age) if age is not None else None,
         on_success_destination=(destinations.get("OnSuccess") or {}).get("Destination"),
         on_failure_destination=(destinations.get("OnFailure") or {}).get("Destination"),
     )
@@ -412,7 +412,7 @@ def iam_role(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> C
         if key in props:
             params[key] = props[key]
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     role = call(ctx, "iam", "CreateRole", params)["Role"]
     for policy in props.get("Policies") or []:
         call(
@@ -484,7 +484,7 @@ def iam_service_linked_role(ctx: ProvisionContext, logical_id: str, props: dict[
 
 # --- SQS, SNS, S3 -------------------------------------------------------------------------------------------------
 
-_QUEUE_ATTRIBUTES = (
+QUEUE_ATTRIBUTES = (
     "ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue", "FifoThroughputLimit",
     "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize", "MessageRetentionPeriod",
     "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "RedrivePolicy", "SqsManagedSseEnabled",
@@ -505,20 +505,20 @@ def sqs_queue(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
     name = str(
         props.get("QueueName") or physical_name(ctx.stack_name, logical_id, limit=80, suffix=".fifo" if fifo else "")
     )
-    attributes = {key: _queue_attribute(props[key]) for key in _QUEUE_ATTRIBUTES if key in props}
-    unknown = sorted(set(props) - set(_QUEUE_ATTRIBUTES) - {"QueueName", "Tags"})
+    attributes = {key: _queue_attribute(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
+    unknown = sorted(set(props) - set(QUEUE_ATTRIBUTES) - {"QueueName", "Tags"})
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
     params: dict[str, Any] = {"QueueName": name, "Attributes": attributes}
     if props.get("Tags"):
-        params["tags"] = _tags_dict(props["Tags"])
+        params["tags"] = tags_dict(props["Tags"])
     url = call(ctx, "sqs", "CreateQueue", params)["QueueUrl"]
     arn = ctx.arn("sqs", name)
     return Created(url, {"Arn": arn, "QueueName": name, "QueueUrl": url})
 
 
 def sqs_queue_policy(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
-    document = _json_text(props["PolicyDocument"])
+    document = json_text(props["PolicyDocument"])
     for url in props.get("Queues") or []:
         call(ctx, "sqs", "SetQueueAttributes", {"QueueUrl": url, "Attributes": {"Policy": document}})
     return Created(physical_name(ctx.stack_name, logical_id, limit=128))
@@ -535,7 +535,7 @@ def sns_topic(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
             attributes[key] = _queue_attribute(props[key])
     params: dict[str, Any] = {"Name": name, "Attributes": attributes}
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     arn = call(ctx, "sns", "CreateTopic", params)["TopicArn"]
     for subscription in props.get("Subscription") or []:
         call(
@@ -591,7 +591,7 @@ def s3_bucket(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
         params["CreateBucketConfiguration"] = {"LocationConstraint": ctx.region}
     call(ctx, "s3", "CreateBucket", params)
     if props.get("Tags"):
-        call(ctx, "s3", "PutBucketTagging", {"Bucket": name, "Tagging": {"TagSet": _tags_list(props["Tags"])}})
+        call(ctx, "s3", "PutBucketTagging", {"Bucket": name, "Tagging": {"TagSet": tags_list(props["Tags"])}})
     if props.get("VersioningConfiguration"):
         call(
             ctx,
@@ -656,7 +656,7 @@ def dynamodb_table(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]
             **{k: sse[k] for k in ("SSEType", "KMSMasterKeyId") if k in sse},
         }
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     unknown = sorted(set(props) - DYNAMODB_TABLE_APPLIED)
     if unknown:
         ctx.warn_ignored(logical_id, unknown)
@@ -733,7 +733,7 @@ def log_group(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
     if props.get("KmsKeyId"):
         params["kmsKeyId"] = props["KmsKeyId"]
     if props.get("Tags"):
-        params["tags"] = _tags_dict(props["Tags"])
+        params["tags"] = tags_dict(props["Tags"])
     call(ctx, "logs", "CreateLogGroup", params)
     if "RetentionInDays" in props:
         call(ctx, "logs", "PutRetentionPolicy", {"logGroupName": name, "retentionInDays": props["RetentionInDays"]})
@@ -745,16 +745,14 @@ def cloudwatch_alarm(ctx: ProvisionContext, logical_id: str, props: dict[str, An
     params = _pick(ctx, "cloudwatch", "PutMetricAlarm", props, logical_id, handled={"Tags"})
     params["AlarmName"] = name
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     call(ctx, "cloudwatch", "PutMetricAlarm", params)
     return Created(name, {"Arn": ctx.arn("cloudwatch", f"alarm:{name}")})
 
 
 def cloudwatch_dashboard(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
     name = str(props.get("DashboardName") or physical_name(ctx.stack_name, logical_id, limit=255))
-    call(
-        ctx, "cloudwatch", "PutDashboard", {"DashboardName": name, "DashboardBody": _json_text(props["DashboardBody"])}
-    )
+    call(ctx, "cloudwatch", "PutDashboard", {"DashboardName": name, "DashboardBody": json_text(props["DashboardBody"])})
     return Created(name)
 
 
@@ -826,7 +824,7 @@ def state_machine(ctx: ProvisionContext, logical_id: str, props: dict[str, Any])
     if props.get("TracingConfiguration"):
         params["tracingConfiguration"] = _lower_first(props["TracingConfiguration"])
     if props.get("Tags"):
-        params["tags"] = [{"key": k, "value": v} for k, v in _tags_dict(props["Tags"]).items()]
+        params["tags"] = [{"key": k, "value": v} for k, v in tags_dict(props["Tags"]).items()]
     arn = call(ctx, "stepfunctions", "CreateStateMachine", params)["stateMachineArn"]
     return Created(arn, {"Arn": arn, "Name": name, "StateMachineRevisionId": "INITIAL"})
 
@@ -945,7 +943,7 @@ def api_stage(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> 
         if cfn_key in props:
             params[api_key] = props[cfn_key]
     if props.get("Tags"):
-        params["tags"] = _tags_dict(props["Tags"])
+        params["tags"] = tags_dict(props["Tags"])
     call(ctx, "apigateway", "CreateStage", params)
     access_log = props.get("AccessLogSetting") or {}
     if access_log.get("DestinationArn"):  # the local REST API endpoint writes these lines into CloudWatch Logs

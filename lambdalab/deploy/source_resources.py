@@ -13,12 +13,12 @@ from lambdalab.deploy.resources import (
     NotCreated,
     ProvisionContext,
     Provisioner,
-    _int,
-    _json_text,
-    _tags_dict,
-    _tags_list,
+    as_int,
     call,
+    json_text,
     physical_name,
+    tags_dict,
+    tags_list,
 )
 from lambdalab.errors import UserError
 
@@ -35,12 +35,12 @@ def events_bus(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) ->
         if props.get(key):
             params[key] = props[key]
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     arn = call(ctx, "events", "CreateEventBus", params)["EventBusArn"]
     if props.get("Policy"):
         ctx.recorded.setdefault(logical_id, {})["Policy"] = props["Policy"]
         ctx.note_difference("EventBridge bus policies are recorded but not enforced locally")
-    return Created(name, {"Arn": arn, "Name": name, "Policy": _json_text(props.get("Policy") or {})})
+    return Created(name, {"Arn": arn, "Name": name, "Policy": json_text(props.get("Policy") or {})})
 
 
 _TARGET_KEYS = (
@@ -61,7 +61,7 @@ def events_rule(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -
     bus = _bus_name(props.get("EventBusName"))
     params: dict[str, Any] = {"Name": name, "EventBusName": bus}
     if "EventPattern" in props:
-        params["EventPattern"] = _json_text(props["EventPattern"])
+        params["EventPattern"] = json_text(props["EventPattern"])
     if props.get("ScheduleExpression"):
         params["ScheduleExpression"] = props["ScheduleExpression"]
         if bus != "default":
@@ -72,7 +72,7 @@ def events_rule(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -
         if props.get(key):
             params[key] = props[key]
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     arn = call(ctx, "events", "PutRule", params)["RuleArn"]
     targets = []
     for target in props.get("Targets") or []:
@@ -88,10 +88,10 @@ def events_rule(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -
         clean = {k: v for k, v in target.items() if k in _TARGET_KEYS}
         if isinstance(clean.get("InputTransformer"), dict):
             transformer = dict(clean["InputTransformer"])
-            transformer["InputTemplate"] = _json_text(transformer.get("InputTemplate", ""))
+            transformer["InputTemplate"] = json_text(transformer.get("InputTemplate", ""))
             clean["InputTransformer"] = transformer
         if "Input" in clean:
-            clean["Input"] = _json_text(clean["Input"])
+            clean["Input"] = json_text(clean["Input"])
         targets.append(clean)
     if targets:
         answer = call(ctx, "events", "PutTargets", {"Rule": name, "EventBusName": bus, "Targets": targets})
@@ -108,7 +108,7 @@ def schedule_group(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]
     name = str(props.get("Name") or physical_name(ctx.stack_name, logical_id, limit=64))
     params: dict[str, Any] = {"Name": name}
     if props.get("Tags"):
-        params["Tags"] = _tags_list(props["Tags"])
+        params["Tags"] = tags_list(props["Tags"])
     arn = call(ctx, "scheduler", "CreateScheduleGroup", params)["ScheduleGroupArn"]
     return Created(name, {"Arn": arn, "CreationDate": "", "LastModificationDate": "", "State": "ACTIVE"})
 
@@ -129,7 +129,7 @@ def schedule(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> C
             params[key] = props[key]
     target = params["Target"]
     if "Input" in target:
-        target["Input"] = _json_text(target["Input"])
+        target["Input"] = json_text(target["Input"])
     arn = str(target.get("Arn", ""))
     if arn.startswith("arn:aws:scheduler:::aws-sdk:"):
         ctx.warnings.append(
@@ -151,21 +151,21 @@ ON_DEMAND_SHARDS = 4  # "a new on-demand stream has a write capacity of 4 MB/s" 
 def kinesis_stream(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
     name = str(props.get("Name") or physical_name(ctx.stack_name, logical_id, limit=128))
     mode = str((props.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED"))
-    shards = _int(props.get("ShardCount", 1)) if mode == "PROVISIONED" else ON_DEMAND_SHARDS
+    shards = as_int(props.get("ShardCount", 1)) if mode == "PROVISIONED" else ON_DEMAND_SHARDS
     params: dict[str, Any] = {"StreamName": name, "ShardCount": shards}
     if props.get("StreamModeDetails"):
         params["StreamModeDetails"] = {"StreamMode": mode}
     call(ctx, "kinesis", "CreateStream", params)
     retention = props.get("RetentionPeriodHours")
-    if retention is not None and _int(retention) > 24:
+    if retention is not None and as_int(retention) > 24:
         call(
             ctx,
             "kinesis",
             "IncreaseStreamRetentionPeriod",
-            {"StreamName": name, "RetentionPeriodHours": _int(retention)},
+            {"StreamName": name, "RetentionPeriodHours": as_int(retention)},
         )
     if props.get("Tags"):
-        call(ctx, "kinesis", "AddTagsToStream", {"StreamName": name, "Tags": _tags_dict(props["Tags"])})
+        call(ctx, "kinesis", "AddTagsToStream", {"StreamName": name, "Tags": tags_dict(props["Tags"])})
     if props.get("StreamEncryption"):
         ctx.note_difference("Kinesis StreamEncryption is accepted but records are not encrypted locally")
     if mode == "ON_DEMAND":
@@ -180,7 +180,7 @@ def kinesis_stream(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]
 
 
 def sns_topic_policy(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> Created:
-    document = _json_text(props["PolicyDocument"])
+    document = json_text(props["PolicyDocument"])
     for topic in props.get("Topics") or []:
         call(
             ctx, "sns", "SetTopicAttributes", {"TopicArn": topic, "AttributeName": "Policy", "AttributeValue": document}
@@ -248,7 +248,7 @@ def _create_integration(ctx: ProvisionContext, api_id: str, spec: dict[str, Any]
         params["IntegrationMethod"] = spec["httpMethod"]
     params["PayloadFormatVersion"] = str(spec.get("payloadFormatVersion") or "2.0")
     if spec.get("timeoutInMillis"):
-        params["TimeoutInMillis"] = _int(spec["timeoutInMillis"])
+        params["TimeoutInMillis"] = as_int(spec["timeoutInMillis"])
     return str(call(ctx, "apigatewayv2", "CreateIntegration", params)["IntegrationId"])
 
 
@@ -301,7 +301,7 @@ def http_api(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) -> C
         if props.get(key) is not None:
             params[key] = props[key]
     if props.get("Tags"):
-        params["Tags"] = _tags_dict(props["Tags"])
+        params["Tags"] = tags_dict(props["Tags"])
     api = call(ctx, "apigatewayv2", "CreateApi", params)
     api_id = str(api["ApiId"])
     if isinstance(body, dict):
@@ -327,7 +327,7 @@ def http_stage(ctx: ProvisionContext, logical_id: str, props: dict[str, Any]) ->
         if props.get(key) is not None:
             params[key] = props[key]
     if props.get("Tags"):
-        params["Tags"] = _tags_dict(props["Tags"])
+        params["Tags"] = tags_dict(props["Tags"])
     call(ctx, "apigatewayv2", "CreateStage", params)
     if props.get("AccessLogSettings"):
         ctx.warnings.append(

@@ -28,7 +28,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "LOCAL-DEPLOY.md"
 # How the provisioners that check their own properties (APPLIED_PROPERTIES None) decide: the property names they
 # apply, the API operation whose parameters they pass on (plus the extra names they handle), or what they do with all.
 _SELF_CHECKED: dict[str, Any] = {
-    "AWS::SQS::Queue": frozenset({*resources._QUEUE_ATTRIBUTES, "QueueName", "Tags"}),
+    "AWS::SQS::Queue": frozenset({*resources.QUEUE_ATTRIBUTES, "QueueName", "Tags"}),
     "AWS::S3::Bucket": resources.S3_BUCKET_APPLIED,
     "AWS::DynamoDB::Table": resources.DYNAMODB_TABLE_APPLIED,
     "AWS::ApplicationAutoScaling::ScalableTarget": (

@@ -154,7 +154,7 @@ def json_level(message: str) -> str | None:
     except ValueError:
         return None
     level = parsed.get("level") if isinstance(parsed, dict) else None
-    return level.upper() if isinstance(level, str) and level.upper() in formats._LEVEL_RANK else None
+    return level.upper() if isinstance(level, str) and level.upper() in formats.LEVEL_RANK else None
 
 
 def application_passes(event: Captured, log_format: str, application_level: str | None) -> bool:

@@ -36,12 +36,12 @@ LOG_FORMATS = (TEXT, JSON)
 # initStart, start and report, as observed; runtimeDone and a successful initReport only at DEBUG.
 SYSTEM_LEVELS = ("DEBUG", "INFO", "WARN")
 APPLICATION_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-_LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4, "FATAL": 5, "CRITICAL": 5}
+LEVEL_RANK = {"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "WARNING": 3, "ERROR": 4, "FATAL": 5, "CRITICAL": 5}
 
 
 def level_rank(level: str | None) -> int:
     """The order of a level name (TRACE lowest); an unknown or missing level counts as INFO, as Lambda assigns."""
-    return _LEVEL_RANK.get((level or "").upper(), _LEVEL_RANK["INFO"])
+    return LEVEL_RANK.get((level or "").upper(), LEVEL_RANK["INFO"])
 
 
 def passes(level: str | None, threshold: str | None) -> bool:

@@ -207,9 +207,9 @@ class SourceRouter:
             partition_key = None
             kinesis = target.get("KinesisParameters") or {}
             if kinesis.get("PartitionKeyPath"):
-                from lambdalab.sources.transform import _find
+                from lambdalab.sources.transform import find_path
 
-                found, value = _find(str(kinesis["PartitionKeyPath"]), event)
+                found, value = find_path(str(kinesis["PartitionKeyPath"]), event)
                 partition_key = str(value) if found else None
             destination = Target(
                 str(target["Arn"]),

@@ -339,7 +339,7 @@ class Scheduler:
         from lambdalab.awsclients import local_client
 
         def delete() -> None:
-            client = local_client("scheduler", self.router.delivery._moto_url, self.region)
+            client = local_client("scheduler", self.router.delivery.moto_url, self.region)
             with contextlib.suppress(Exception):
                 client.delete_schedule(GroupName=group, Name=name)
 

@@ -76,14 +76,14 @@ class TargetDelivery:
     def __init__(self, invoker: AsyncInvoker, moto_url: str, gateway_url: str, region: str, *, epoch: Clock) -> None:
         self._invoker = invoker
         self._epoch = epoch  # a CloudWatch Logs target's event timestamp
-        self._moto_url = moto_url
+        self.moto_url = moto_url  # moto's own HTTP server (the scheduler deletes finished one-time schedules there)
         self._gateway_url = gateway_url
         self._region = region
 
     def _client(self, service: str, *, via_gateway: bool = False) -> Any:
         return local_session(self._region).client(
             service,
-            endpoint_url=self._gateway_url if via_gateway else self._moto_url,
+            endpoint_url=self._gateway_url if via_gateway else self.moto_url,
             config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
         )
 

@@ -24,7 +24,7 @@ class TransformError(ValueError):
     """An InputPath or InputPathsMap entry that is not a JSON path."""
 
 
-def _find(path: str, event: Any) -> tuple[bool, Any]:
+def find_path(path: str, event: Any) -> tuple[bool, Any]:
     try:
         matches = jsonpath(path).find(event)
     except Exception as exc:  # jsonpath-ng raises several parser exception types
@@ -77,14 +77,14 @@ def target_input(target: Mapping[str, Any], event: Mapping[str, Any], rule_arn: 
     if target.get("Input") is not None:
         return str(target["Input"])
     if target.get("InputPath"):
-        found, value = _find(str(target["InputPath"]), event)
+        found, value = find_path(str(target["InputPath"]), event)
         return json.dumps(value if found else None)
     transformer = target.get("InputTransformer")
     if not transformer:
         return json.dumps(event)
     values: dict[str, Any] = {}
     for name, path in (transformer.get("InputPathsMap") or {}).items():
-        found, value = _find(str(path), event)
+        found, value = find_path(str(path), event)
         if found:
             values[name] = value
     values.update(
