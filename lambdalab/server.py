@@ -28,6 +28,7 @@ from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_ap
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.api.responses import LambdaApi
+from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.awslambda.core.policy import Limits
 from lambdalab.awslambda.runtime.host import ProcessHost
 from lambdalab.awslambda.service.destinations import Destinations
@@ -346,9 +347,11 @@ class LocalCloud:
                 return await self._http_apis.handle(request, api_id, stage, path)
         return await self._rest_apis.handle(request)
 
-    async def _invoke_for_api(self, function_arn: str, payload: bytes, trace_header: str | None) -> Any:
+    async def _invoke_for_api(
+        self, function_arn: str, payload: bytes, trace_header: str | None, local_wait: LocalWait
+    ) -> Any:
         assert self.service is not None
-        return await self.service.invoke(function_arn, None, payload, trace_header=trace_header)
+        return await self.service.invoke(function_arn, None, payload, trace_header=trace_header, local_wait=local_wait)
 
     async def _internal(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/_lambdalab/health":

@@ -39,7 +39,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from lambdalab.apigateway.local import wait_counting_aws_time
 from lambdalab.apigateway.proxy import HttpRequest, ProxyContext, build_event, request_time
+from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.clock import Clock, Clocks
 from lambdalab.observe.periods import BASE_PERIOD_S, Dims, PeriodStats
 
@@ -481,7 +483,8 @@ class HttpApiMetrics:
 
 # --- the handler --------------------------------------------------------------------------------------------------
 
-Invoker = Callable[[str, bytes, str | None], Awaitable[Any]]  # (function arn, payload, trace header) → InvokeOutcome
+# (function arn, payload, trace header, the request's local waits kept current by Lambda) → InvokeOutcome
+Invoker = Callable[[str, bytes, str | None, LocalWait], Awaitable[Any]]
 
 
 class HttpApis:
@@ -602,9 +605,10 @@ class HttpApis:
                          trace_header: str | None) -> HttpApiResponse:  # fmt: skip
         from lambdalab.awslambda.core.exceptions import LambdaApiError
 
-        task = asyncio.ensure_future(self._invoker(function_arn, json.dumps(event).encode(), trace_header))
+        local = LocalWait()
+        task = asyncio.ensure_future(self._invoker(function_arn, json.dumps(event).encode(), trace_header, local))
         timeout_s = min(integration.timeout_ms, MAX_TIMEOUT_MS) / 1000
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        done = await wait_counting_aws_time(task, timeout_s, local, self.monotonic)
         if not done:  # the function runs on to its own timeout, as on AWS
             self._abandoned.add(task)
             task.add_done_callback(self._abandoned.discard)

@@ -32,7 +32,8 @@ from lambdalab.apigateway.proxy import (
 )
 from lambdalab.apigateway.routes import RouteTable, table_from_api
 from lambdalab.awsclients import local_client
-from lambdalab.clock import Clocks
+from lambdalab.awslambda.core.localwait import LocalWait
+from lambdalab.clock import Clock, Clocks
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class Outcome(Protocol):
     request_id: str
 
 
-Invoker = Callable[[str, bytes, str | None], Awaitable[Outcome]]  # (function arn, payload, trace header)
+# (function arn, payload, trace header, the request's local waits kept current by Lambda)
+Invoker = Callable[[str, bytes, str | None, LocalWait], Awaitable[Outcome]]
 LogSink = Callable[[str, str, list[tuple[int, str]]], None]  # (group, stream, events): the CloudWatch Logs writer
 Proxy = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -116,6 +118,20 @@ class AccessLog:
     def close(self) -> None:
         if self._sink is not None and not self._sink.closed:
             self._sink.close()
+
+
+async def wait_counting_aws_time(task: asyncio.Future[Any], timeout_s: float, local: LocalWait, clock: Clock) -> bool:
+    """Wait for `task` at most `timeout_s` of the time AWS would count: the request's waits for this machine
+    (`local`, kept current by the Lambda service) extend the deadline, so they never become API Gateway's 504.
+    True when the task is done."""
+    began = clock.now()
+    while True:
+        left = began + timeout_s + local.seconds(clock.now()) - clock.now()
+        if left <= 0:
+            return task.done()
+        done, _ = await asyncio.wait({task}, timeout=left)
+        if done:
+            return True
 
 
 class RestApis:
@@ -317,8 +333,9 @@ class RestApis:
         from lambdalab.awslambda.core.exceptions import LambdaApiError
 
         payload = json.dumps(event).encode()
-        task = asyncio.ensure_future(self._invoker(function_arn, payload, trace_header))
-        done, _ = await asyncio.wait({task}, timeout=self.integration_timeout_s)
+        local = LocalWait()
+        task = asyncio.ensure_future(self._invoker(function_arn, payload, trace_header, local))
+        done = await wait_counting_aws_time(task, self.integration_timeout_s, local, self.monotonic)
         if not done:  # API Gateway answers 504; the function keeps running to its own timeout
             self._abandoned.add(task)
             task.add_done_callback(self._forget)

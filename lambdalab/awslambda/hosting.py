@@ -106,6 +106,8 @@ class Environment(Protocol):
         """Epoch seconds the function's INIT began (None before it did)."""
         ...
 
+    def init_local_wait_s(self) -> float: ...  # INIT's wait for this machine so far (CPU gate, run queue)
+
     async def wait_ready(self) -> InitResult:
         """Wait for INIT to end: ready, failed, past its cap (retry_in_invoke) or this machine's failure (local)."""
         ...

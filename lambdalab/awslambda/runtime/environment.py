@@ -540,6 +540,12 @@ class Environment:
         await self.kill()
         return result
 
+    def init_local_wait_s(self) -> float:
+        """INIT's waiting for this machine so far (0 once INIT is over: the result carries the final figure)."""
+        if self.state not in (EnvironmentState.STARTING, EnvironmentState.INIT):
+            return 0.0
+        return self._init_local_wait()
+
     def _init_local_wait(self) -> float:
         """INIT's waiting for this machine so far: queued at the CPU gate plus the process's run-queue delay."""
         clock = self._clock

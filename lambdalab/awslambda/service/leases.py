@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.awslambda.core.models import FunctionVersion, LambdaFunction
 from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.awslambda.core.policy import Admitted, ConcurrencyPolicy, PolicyStateError, StartKind, Throttled
@@ -125,6 +126,7 @@ class Leases:
         qualifier: str,
         *,
         admit: Callable[[], Awaitable[Admitted | Throttled]] | None = None,
+        local_wait: LocalWait | None = None,
     ) -> AsyncIterator[Lease]:
         """Admit one request (the policy decides: warm, provisioned, cold or throttled; `admit`, when given, asks it
         and may wait) and, on a cold start, start its environment. On exit without `finish` (an exception, a
@@ -145,7 +147,7 @@ class Leases:
             if self._stopped:
                 self._gone(lease, env_id)
             elif lease.decision.kind == StartKind.COLD:
-                lease.cold = await self._start(env_id, function, version, ON_DEMAND)
+                lease.cold = await self._start(env_id, function, version, ON_DEMAND, local_wait)
                 lease.env = self._envs.get(env_id) if lease.cold.failure is None else None
                 lease.done = lease.cold.failure is not None
             else:
@@ -206,7 +208,12 @@ class Leases:
     # --- the cold-start sequence ------------------------------------------------------------------------------------
 
     async def _start(
-        self, env_id: str, function: LambdaFunction, version: FunctionVersion, init_type: str
+        self,
+        env_id: str,
+        function: LambdaFunction,
+        version: FunctionVersion,
+        init_type: str,
+        local_wait: LocalWait | None = None,
     ) -> ColdStart:
         """Spawn and initialise environment `env_id` (a policy record in INIT) and tell the policy how it went."""
         on_demand = init_type == ON_DEMAND
@@ -225,7 +232,11 @@ class Leases:
             return ColdStart(failure=Outcome.INIT_ERROR, error_message=str(exc))
         self._envs[env_id] = env
         self._event(env_id, "created", None)
+        if local_wait is not None:  # the request's caller reads INIT's local wait live while it waits
+            local_wait.watch(env.init_local_wait_s)
         ready = await env.wait_ready()
+        if local_wait is not None:
+            local_wait.settle(ready.local_wait_s)
         cold = ColdStart(init_start=env.init_started_at, init_duration=ready.init_duration_s)
         if on_demand:
             cold.init_wait = ready.local_wait_s

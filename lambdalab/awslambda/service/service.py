@@ -38,6 +38,7 @@ from lambdalab.awslambda.core.exceptions import (
     ResourceNotFoundException,
     TooManyRequestsException,
 )
+from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.awslambda.core.models import (
     LATEST,
     Alias,
@@ -166,6 +167,7 @@ class _Attempt:
     trace_header: str | None
     attempt: int = 1
     admission_wait_s: float = 0.0  # waited at admission while INITs queued for this machine's CPU (local)
+    local_wait: LocalWait | None = None  # the caller's live reading of this request's local waits (API Gateway)
 
 
 class LambdaService:
@@ -519,7 +521,10 @@ class LambdaService:
         log_type: str = "None",
         trace_header: str | None = None,
         client_context: str | None = None,
+        local_wait: LocalWait | None = None,
     ) -> InvokeOutcome:
+        """The Invoke API. `local_wait`, when given, is kept current with this request's waits for this machine
+        while it runs (a caller's timeout must not count them: API Gateway's 29 s)."""
         received_at = self.epoch.now()
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             raise InvalidParameterValueException(
@@ -542,6 +547,7 @@ class LambdaService:
             )
             return InvokeOutcome(202, b"", request_id)
         attempt = _Attempt(request_id, function, as_invoked, version, invocation_type, received_at, trace_header)
+        attempt.local_wait = local_wait
         return self._sync_outcome(await self._run(attempt, payload, client_context), log_type)
 
     async def invoke_internal(self, function_arn: str, payload: bytes) -> InvocationResult | Rejected:
@@ -633,7 +639,9 @@ class LambdaService:
         function, version = attempt.function, attempt.version
         plan = self.telemetry.plan(function.name, function.arn, attempt.trace_header, version.spec.tracing == "Active")
         admit = functools.partial(self._admit, attempt)
-        async with self.leases.acquire(function, version, attempt.qualifier, admit=admit) as lease:
+        async with self.leases.acquire(
+            function, version, attempt.qualifier, admit=admit, local_wait=attempt.local_wait
+        ) as lease:
             if lease.throttle is not None:
                 reason = lease.throttle.reason.value
                 record = self._report(attempt, plan, Outcome.THROTTLED, None, None, throttle_reason=reason)
@@ -736,6 +744,8 @@ class LambdaService:
         began = self.clock.now()
         deadline = began + ADMISSION_WAIT_LIMIT_S
         name = attempt.function.name
+        if attempt.local_wait is not None:
+            attempt.local_wait.begin(began)
         while isinstance(decision, Throttled) and self._held_by_this_machine(decision, name):
             throttle = decision
             reserved = throttle.reason is ThrottleReason.RESERVED
@@ -744,7 +754,10 @@ class LambdaService:
             if not await self.waiting.pause(key, name if reserved else None, still, deadline):
                 break
             decision = self.policy.admit(name, attempt.version.version, attempt.qualifier)
-        attempt.admission_wait_s += self.clock.now() - began
+        ended = self.clock.now()
+        attempt.admission_wait_s += ended - began
+        if attempt.local_wait is not None:
+            attempt.local_wait.end(ended)
         return decision
 
     def _lagging(self, function_name: str, version: str, qualifier: str) -> bool:
@@ -774,10 +787,15 @@ class LambdaService:
         deadline = began + ADMISSION_WAIT_LIMIT_S
         where = (attempt.function.name, attempt.version.version, attempt.qualifier)
         still = functools.partial(self._lagging, *where)
+        if attempt.local_wait is not None:
+            attempt.local_wait.begin(began)
         while still():
             if not await self.waiting.pause(("lagging", *where), attempt.function.name, still, deadline):
                 break
-        attempt.admission_wait_s += self.clock.now() - began
+        ended = self.clock.now()
+        attempt.admission_wait_s += ended - began
+        if attempt.local_wait is not None:
+            attempt.local_wait.end(ended)
 
     def _concurrency_changed(self) -> None:
         """Report the concurrency once per event-loop turn, however many changes the turn made (a burst of them

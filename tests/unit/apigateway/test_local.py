@@ -14,7 +14,8 @@ from aiohttp import web
 from lambdalab.apigateway.local import AccessLog, RestApis, is_user_request, local_api_url, user_url
 from lambdalab.apigateway.routes import Integration, Method, Resource, RestApi, RouteTable, Stage
 from lambdalab.awslambda.core.exceptions import ResourceNotFoundException, TooManyRequestsException
-from lambdalab.clock import Clocks
+from lambdalab.awslambda.core.localwait import LocalWait
+from lambdalab.clock import Clocks, WallClock
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:products:live"
 URI = f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{FN}/invocations"
@@ -35,7 +36,7 @@ class Function:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.finished = asyncio.Event()
 
-    async def __call__(self, arn: str, payload: bytes, trace_header: str | None) -> FakeOutcome:
+    async def __call__(self, arn: str, payload: bytes, trace_header: str | None, local: LocalWait) -> FakeOutcome:
         event = json.loads(payload)
         self.calls.append((arn, event))
         mode = (event["queryStringParameters"] or {}).get("mode")
@@ -46,6 +47,12 @@ class Function:
         if mode == "slow":
             await asyncio.sleep(0.6)
             self.finished.set()
+        if mode == "held":  # the same 0.6 s, but 0.5 s of it waiting for this machine (an INIT queued for a CPU)
+            clock = WallClock()
+            local.begin(clock.now())
+            await asyncio.sleep(0.5)
+            local.end(clock.now())
+            await asyncio.sleep(0.1)
         return FakeOutcome(json.dumps({"statusCode": 200, "body": event["path"]}).encode())
 
 
@@ -150,6 +157,17 @@ async def test_integration_timeout_is_a_504_and_the_function_keeps_running(aioht
     assert not function.finished.is_set()
     await asyncio.wait_for(function.finished.wait(), 2)  # not cancelled: Lambda runs on to its own end
     assert _log(tmp_path)[0]["status"] == 504
+    await apis.close()
+
+
+async def test_the_integration_timeout_does_not_count_waiting_for_this_machine(
+    aiohttp_server_factory, tmp_path
+) -> None:
+    apis = _apis(tmp_path, Function(), integration_timeout_s=0.2)
+    base = await _serve(aiohttp_server_factory, apis)
+    url = user_url(base, "api1", "lab", "/products") + "?mode=held"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200  # 0.1 s of the function's own time: within the 0.2 s AWS would count
     await apis.close()
 
 

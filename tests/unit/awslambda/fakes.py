@@ -129,6 +129,9 @@ class FakeEnvironment:
         self._kill.set()
         self.host.environments.pop(self.spec.env_id, None)
 
+    def init_local_wait_s(self) -> float:
+        return self.host.init_local_wait_s  # what the test says INIT has waited for the pretend machine so far
+
     def queued_for_cpu(self) -> bool:
         return False
 
@@ -145,6 +148,7 @@ class FakeHost:
         self.init: dict[str, Callable[[FakeEnvironment], InitResult]] = {}
         self.handler: dict[str, Handler] = {}
         self.refuse_spawn: str | None = None  # a message: spawn raises (this machine cannot start one)
+        self.init_local_wait_s = 0.0  # every INIT in progress reports this much local waiting so far
         self.gate = CpuGate(1)  # no INIT ever queues for a CPU here
         self.environments: dict[str, FakeEnvironment] = {}
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import pytest
+
+from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.awslambda.core.policy import Admitted, StartKind, Throttled, ThrottleReason
 from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.service.service import LambdaService, ServiceConfig, _Attempt
@@ -115,12 +118,15 @@ async def test_a_held_throttle_waits_until_a_call_ends_then_is_decided_again() -
     answers = iter([admitted])
     lam.policy.admit = lambda *_: next(answers)  # type: ignore[method-assign]
     job = attempt_of_f()
+    job.local_wait = LocalWait()  # API Gateway's reading of the request's local waits
     task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
     await asyncio.sleep(0.01)
     assert not task.done()  # waiting, not throttled
+    assert job.local_wait.seconds(lam.clock.now()) > 0  # the wait under way already counts
     lam.waiting.call_ended("f")  # a call ended
     assert await asyncio.wait_for(task, 1.0) is admitted
     assert job.admission_wait_s > 0
+    assert job.local_wait.seconds(lam.clock.now() + 5) == pytest.approx(job.admission_wait_s)  # over: stays put
 
 
 async def test_once_nothing_is_held_up_the_throttle_stands() -> None:

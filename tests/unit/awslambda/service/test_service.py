@@ -177,6 +177,27 @@ async def test_a_timeout_discards_the_environment_and_the_next_call_is_cold(lab:
     assert len(lab.host.spawned) == 2 and lab.telemetry.records[-1].start_kind == "cold"
 
 
+async def test_a_requests_local_waits_are_kept_current_for_its_caller(lab: Lab) -> None:
+    from lambdalab.awslambda.core.localwait import LocalWait
+    from lambdalab.awslambda.hosting import InitResult
+
+    # GIVEN an INIT that waited 0.3 s for this machine (queued for a CPU)
+    def init_that_waited(env: FakeEnvironment) -> InitResult:
+        live.append(local.seconds(lab.clock.now()))  # read by the caller while INIT runs
+        return InitResult(
+            ok=True, status="success", init_started_at=env.init_started_at, init_duration_s=0.1, local_wait_s=0.3
+        )
+
+    local, live = LocalWait(), []
+    lab.host.init["fn"] = init_that_waited
+    lab.host.init_local_wait_s = 0.25  # what the environment reports so far, during INIT
+    # WHEN API Gateway's request runs it
+    answer = await lab.service.invoke("fn", None, b"{}", local_wait=local)
+    # THEN the caller saw INIT's wait live, then as measured at its end (and nothing of the function's own time)
+    assert answer.status == 200
+    assert live == [pytest.approx(0.25)] and local.seconds(lab.clock.now()) == pytest.approx(0.3)
+
+
 async def test_reserved_concurrency_lowered_under_load(lab: Lab) -> None:
     service = lab.service
     service.put_function_concurrency("fn", 2)
