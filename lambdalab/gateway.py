@@ -44,12 +44,20 @@ def service_of(request: web.Request) -> str | None:
 
 
 class Gateway:
-    """An aiohttp app; `routes` maps a service name to our handler, everything else goes to moto."""
+    """An aiohttp app; `routes` maps a service name to our handler, everything else goes to moto (through `proxy`,
+    one made here unless the caller passes the one its routes share)."""
 
-    def __init__(self, moto: Moto, routes: dict[str, Route], extra: dict[str, Route] | None = None) -> None:
+    def __init__(
+        self,
+        moto: Moto,
+        routes: dict[str, Route],
+        extra: dict[str, Route] | None = None,
+        proxy: MotoProxy | None = None,
+    ) -> None:
         self.moto = moto
         self.routes = routes
         self.extra = extra or {}  # path prefix → handler, for lambdalab's own endpoints
+        self.proxy = (proxy or MotoProxy(moto)).proxy
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -61,6 +69,14 @@ class Gateway:
         if ours is not None:
             return await ours(request)
         return await self.proxy(request)
+
+
+class MotoProxy:
+    """moto's answer to a request, or an AWS-shaped error where moto lacks the operation. It needs only moto, so the
+    components the gateway routes to (capacity, SQS redrive, Logs, REST APIs) take it before the gateway exists."""
+
+    def __init__(self, moto: Moto) -> None:
+        self.moto = moto
 
     async def proxy(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
         """moto's answer; ``body`` replaces the request's (a route that rewrote it)."""

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from lambdalab.apigateway.http_api import (
     user_request_parts,
 )
 from lambdalab.apigateway.local import ACCESS_LOG, AccessLog, RestApis, local_api_url, moto_table_loader
+from lambdalab.apigateway.metrics import NAMESPACE as API_NAMESPACE
+from lambdalab.apigateway.metrics import ApiMetrics
 from lambdalab.autoscaling.local import CapacityServices
 from lambdalab.awsclients import local_client
 from lambdalab.awslambda.api.responses import LambdaApi
@@ -38,7 +41,7 @@ from lambdalab.deploy import stack_api
 from lambdalab.deploy.deployer import deploy as deploy_template
 from lambdalab.deploy.remote import STACKS_PATH, handle_deploy
 from lambdalab.dynamodb.service import DynamoDbProcess
-from lambdalab.gateway import Gateway
+from lambdalab.gateway import Gateway, MotoProxy
 from lambdalab.logs.local import LocalLogs
 from lambdalab.moto_backend import HttpForwarder, InProcessXRay, MotoBackend
 from lambdalab.observe.metrics import MetricsPublisher
@@ -90,7 +93,6 @@ class LocalCloud:
         self.stacks: dict[str, Any] = {}
         self.warnings: list[str] = []
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
         self._url = ""
         self._stoppers: list[Any] = []
         self._closers: list[Any] = []  # coroutine functions, awaited at stop
@@ -106,19 +108,22 @@ class LocalCloud:
         return self._url
 
     async def start(self) -> None:
+        """Build the local cloud in dependency order, each part given what it needs when it is made.
+
+        The one cycle (the gateway routes to the Lambda API, the Lambda service and everything it starts need the
+        gateway's URL) is broken by the listening socket: it is bound first, so the URL is known before anything is
+        made, and the gateway — the last part, holding every route — serves on it once the parts exist. Until then
+        connections wait in the socket's backlog. Calls our routes make to moto go through a `MotoProxy`, which needs
+        only moto, never through the gateway."""
         config = self.config
         moto_errors.install()  # what moto lacks answers an AWS-shaped error, not an HTML page
         self.moto.start()
         self._stoppers.append(self.moto.stop)
         # Bind first, so functions and the deployer know the URL before anything is created.
-        lambda_api: LambdaApi | None = None
-
-        async def lambda_route(request: web.Request) -> web.StreamResponse:
-            assert lambda_api is not None
-            return await lambda_api.handle(request)
-
-        async def cloudformation_route(request: web.Request) -> web.StreamResponse:
-            return await self._cloudformation(request)
+        listener = _listening_socket(config.host, config.port)
+        port = listener.getsockname()[1]  # the real port (config.port may be 0)
+        self._url = f"http://{config.host}:{port}"
+        moto_proxy = MotoProxy(self.moto)
 
         states_api = StatesApi(self.moto.url)  # lints definitions, names executions, then moto runs them
         self._closers.append(states_api.close)
@@ -126,17 +131,10 @@ class LocalCloud:
         self._closers.append(move_tasks.close)
 
         async def sqs_route(request: web.Request) -> web.StreamResponse:
-            return await move_tasks.handle(request) or await gateway.proxy(request)
-
-        capacity = CapacityServices(self.moto.url, config.region, config.time_scale, epoch=self.clocks.epoch)
-        dynamodb = HttpForwarder("")  # the DynamoDB process, once it runs (below)
-        self._closers.append(dynamodb.close)
-
-        async def dynamodb_route(request: web.Request) -> web.StreamResponse:
-            return await dynamodb.respond(request, None, "dynamodb")
+            return await move_tasks.handle(request) or await moto_proxy.proxy(request)
 
         async def logs_fallback(request: web.Request, body: bytes) -> web.StreamResponse:
-            return await gateway.proxy(request, body)
+            return await moto_proxy.proxy(request, body)
 
         self.logs = LocalLogs(
             config.region,
@@ -147,42 +145,6 @@ class LocalCloud:
         )
         self.logs.start()
         self._stoppers.append(self.logs.stop)
-        gateway = Gateway(
-            self.moto,
-            {
-                "lambda": lambda_route,
-                "cloudformation": cloudformation_route,
-                "states": states_api.handle,
-                "dynamodb": dynamodb_route,
-                "logs": self.logs.api.handle,
-                "sqs": sqs_route,
-            }
-            | capacity.routes(),
-            extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
-        )
-        capacity.bind(gateway.proxy)
-        self._rest_apis = RestApis(  # REST API calls; the management API under /restapis/ still goes to moto
-            moto_table_loader(self.moto.url, config.region),
-            self._invoke_for_api,
-            gateway.proxy,
-            account_id=config.account_id,
-            access_log=None,
-            clocks=self.clocks,
-        )
-        self._closers.append(self._rest_apis.close)
-        self._http_apis = HttpApis(  # HTTP APIs share the REST APIs' local URL form and access log
-            moto_http_table_loader(self.moto.url, config.region),
-            self._invoke_for_api,
-            account_id=config.account_id,
-            clocks=self.clocks,
-        )
-        self._closers.append(self._http_apis.close)
-        self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, config.host, config.port, reuse_address=True)
-        await self._site.start()
-        port = self._runner.addresses[0][1]  # the real port (config.port may be 0)
-        self._url = f"http://{config.host}:{port}"
         self.dynamodb = DynamoDbProcess(
             cloudwatch_url=self._url, region=config.region, account_id=config.account_id, time_scale=config.time_scale
         )
@@ -204,23 +166,15 @@ class LocalCloud:
         )
         self.telemetry.start()
         self._stoppers.append(self.telemetry.stop)
-        self._rest_apis.publish_metrics(local_client("cloudwatch", self.moto.url, config.region), config.time_scale)
-        self._http_apis.metrics = HttpApiMetrics(self.clocks.epoch, time_scale=config.time_scale)
-        http_publisher = MetricsPublisher(
-            self._http_apis.metrics,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
-            local_client("cloudwatch", self.moto.url, config.region),
-            max(0.5, min(5.0, self._http_apis.metrics.period_s / 2)),
-            namespace="AWS/ApiGateway",
-        )
-        http_publisher.start()
-        self._stoppers.append(http_publisher.stop)
-        enable_stepfunctions(port, self.telemetry.daemon.address, epoch=self.clocks.epoch)  # Lambda tasks → gateway
         self.run_dir = self.telemetry.run_dir
+        # executions run; their tasks (Lambda ones included) call the gateway, named here — no MOTO_PORT
+        enable_stepfunctions(self._url, self.telemetry.daemon.address, epoch=self.clocks.epoch)
         # Environments write their log streams into the local CloudWatch Logs.
         self.host = ProcessHost(run_dir=self.run_dir, logs=self.logs.functions, clocks=self.clocks)
         await self.host.start()
         await self.dynamodb.wait_ready()
-        dynamodb.url = self.dynamodb.url
+        dynamodb = HttpForwarder(self.dynamodb.url)  # the gateway's DynamoDB route, to the process that now runs
+        self._closers.append(dynamodb.close)
         limits = Limits(account_concurrency=config.account_concurrency, keep_alive_s=config.keep_alive_s)
         esm_metrics = EsmMetrics(self.clocks.epoch, time_scale=config.time_scale)  # mappings' MetricsConfig
         self.service = LambdaService(
@@ -241,22 +195,89 @@ class LocalCloud:
             self.telemetry,
             clocks=self.clocks,
             esm_metrics=esm_metrics,
+            # Async destinations and DLQs: queues, topics and buses in moto (a function target is the service's own
+            # asynchronous invoke).
+            event_sender=Destinations(self.moto.url).send,
         )
         service = self.service
-        # Async destinations and DLQs: queues, topics and buses in moto; a function target is invoked asynchronously.
-        self.service.event_sender = Destinations(
-            self.moto.url, lambda arn, body: service.invoke(arn, None, body, invocation_type="Event")
-        ).send
         speed_up_moto_sqs(self.clocks.epoch)  # moto reads its clock per message per call: too slow at thousands
         make_moto_sqs_thread_safe()  # moto's DeleteMessage and a concurrent SendMessage could lose the message
         self._wire_sources(esm_metrics)
         await self.service.start()
-        capacity.start(self._url, self.service)
+        capacity = CapacityServices(  # autoscaling
+            self.moto.url,
+            config.region,
+            config.time_scale,
+            proxy=moto_proxy.proxy,
+            gateway_url=self._url,
+            lambda_service=service,
+            epoch=self.clocks.epoch,
+        )
+        capacity.start()
         self._closers.insert(0, capacity.stop)
-        lambda_api = LambdaApi(self.service, (self.run_dir or Path(".lambdalab")) / "code")
-        self._rest_apis.access_log = AccessLog((self.run_dir or Path(".lambdalab")) / ACCESS_LOG)
-        self._rest_apis.log_sink = self.logs.writer.put  # stages' AccessLogSetting → their CloudWatch Logs group
-        self._http_apis.access_log = self._rest_apis.access_log
+
+        async def invoke_for_api(
+            function_arn: str, payload: bytes, trace_header: str | None, local_wait: LocalWait
+        ) -> Any:
+            return await service.invoke(function_arn, None, payload, trace_header=trace_header, local_wait=local_wait)
+
+        access_log = AccessLog(self.run_dir / ACCESS_LOG)  # REST and HTTP APIs share the access log
+        rest_metrics = ApiMetrics(self.clocks.epoch, time_scale=config.time_scale)
+        self._rest_apis = RestApis(  # REST API calls; the management API under /restapis/ still goes to moto
+            moto_table_loader(self.moto.url, config.region),
+            invoke_for_api,
+            moto_proxy.proxy,
+            account_id=config.account_id,
+            access_log=access_log,
+            clocks=self.clocks,
+            log_sink=self.logs.writer.put,  # stages' AccessLogSetting → their CloudWatch Logs group
+            metrics=rest_metrics,
+        )
+        self._closers.append(self._rest_apis.close)
+        http_metrics = HttpApiMetrics(self.clocks.epoch, time_scale=config.time_scale)
+        self._http_apis = HttpApis(  # HTTP APIs share the REST APIs' local URL form and access log
+            moto_http_table_loader(self.moto.url, config.region),
+            invoke_for_api,
+            account_id=config.account_id,
+            clocks=self.clocks,
+            access_log=access_log,
+            metrics=http_metrics,
+        )
+        self._closers.append(self._http_apis.close)
+        for aggregator, period_s in ((rest_metrics, rest_metrics.period_s), (http_metrics, http_metrics.period_s)):
+            api_publisher = MetricsPublisher(
+                aggregator,  # type: ignore[arg-type]  # MetricsPublisher only calls flush(final=...)
+                local_client("cloudwatch", self.moto.url, config.region),
+                max(0.5, min(5.0, period_s / 2)),
+                namespace=API_NAMESPACE,
+            )
+            api_publisher.start()
+            self._stoppers.append(api_publisher.stop)  # publishes the open period too
+        lambda_api = LambdaApi(service, self.run_dir / "code")
+
+        async def dynamodb_route(request: web.Request) -> web.StreamResponse:
+            return await dynamodb.respond(request, None, "dynamodb")
+
+        async def cloudformation_route(request: web.Request) -> web.StreamResponse:
+            return await self._cloudformation(request)
+
+        gateway = Gateway(
+            self.moto,
+            {
+                "lambda": lambda_api.handle,
+                "cloudformation": cloudformation_route,
+                "states": states_api.handle,
+                "dynamodb": dynamodb_route,
+                "logs": self.logs.api.handle,
+                "sqs": sqs_route,
+            }
+            | capacity.routes(),
+            extra={"/_lambdalab/": self._internal, "/restapis/": self._rest_api_route},
+            proxy=moto_proxy,
+        )
+        self._runner = web.AppRunner(gateway.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, listener).start()
         if config.template is not None:
             await self.deploy(config.template, config.parameter_overrides, config.stack_name)
 
@@ -346,12 +367,6 @@ class LocalCloud:
             if (rest is None or api_id not in rest.apis) and await self._http_apis.knows(api_id):
                 return await self._http_apis.handle(request, api_id, stage, path)
         return await self._rest_apis.handle(request)
-
-    async def _invoke_for_api(
-        self, function_arn: str, payload: bytes, trace_header: str | None, local_wait: LocalWait
-    ) -> Any:
-        assert self.service is not None
-        return await self.service.invoke(function_arn, None, payload, trace_header=trace_header, local_wait=local_wait)
 
     async def _internal(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/_lambdalab/health":
@@ -449,6 +464,22 @@ class LocalCloudThread:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=60)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The gateway's socket, bound and listening (`port=0`: a free one) before the gateway exists: connections made
+    meanwhile wait in its backlog until the gateway serves on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as TCPSite(reuse_address=True)
+        sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def _resources_of_type(stack: Any, resource_type: str) -> list[dict[str, Any]]:

@@ -491,14 +491,15 @@ class HttpApis:
     """Serves the deployed HTTP APIs under `/restapis/{api}/{stage}/_user_request_/...` (the REST APIs' local form)."""
 
     def __init__(self, load_table: Callable[[], HttpRouteTable], invoker: Invoker, *, account_id: str,
-                 clocks: Clocks, access_log: Any = None, reload_after_miss_s: float = 1.0) -> None:  # fmt: skip
+                 clocks: Clocks, access_log: Any = None, metrics: HttpApiMetrics | None = None,
+                 reload_after_miss_s: float = 1.0) -> None:  # fmt: skip
         self._load_table = load_table
         self.monotonic = clocks.monotonic  # latencies, when the routes were loaded
         self.epoch = clocks.epoch  # requestTimeEpoch, metric periods
         self._invoker = invoker
         self.account_id = account_id
         self.access_log = access_log  # lambdalab.apigateway.local.AccessLog: the REST APIs' log, for now
-        self.metrics: HttpApiMetrics | None = None
+        self.metrics = metrics
         self.table: HttpRouteTable | None = None
         self._loaded_at = 0.0
         self._reload_after_miss_s = reload_after_miss_s

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from lambdalab.apigateway import accesslog
-from lambdalab.apigateway.metrics import NAMESPACE, ApiMetrics, ApiRequest
+from lambdalab.apigateway.metrics import ApiMetrics, ApiRequest
 from lambdalab.apigateway.proxy import (
     INTEGRATION_TIMEOUT_S,
     Failure,
@@ -146,6 +146,8 @@ class RestApis:
         account_id: str,
         access_log: AccessLog | None,
         clocks: Clocks,
+        log_sink: LogSink | None = None,
+        metrics: ApiMetrics | None = None,
         integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
         reload_after_miss_s: float = _RELOAD_AFTER_MISS_S,
     ) -> None:
@@ -162,19 +164,8 @@ class RestApis:
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
         self._abandoned: set[asyncio.Task[Any]] = set()  # invocations API Gateway stopped waiting for (504)
-        self.metrics: ApiMetrics | None = None
-        self._publisher: Any = None
-        self.log_sink: LogSink | None = None  # stages' AccessLogSetting lines go here (CloudWatch Logs)
-
-    def publish_metrics(self, cloudwatch_client: Any, time_scale: float) -> None:
-        """Send AWS/ApiGateway metrics to CloudWatch from now on (a background thread, twice a period, <= 5 s)."""
-        from lambdalab.observe.metrics import MetricsPublisher
-
-        self.metrics = ApiMetrics(self.epoch, time_scale=time_scale)
-        interval_s = max(0.5, min(5.0, self.metrics.period_s / 2))
-        aggregator: Any = self.metrics  # MetricsPublisher only calls flush(final=...), which ApiMetrics has
-        self._publisher = MetricsPublisher(aggregator, cloudwatch_client, interval_s, namespace=NAMESPACE)
-        self._publisher.start()
+        self.metrics = metrics  # AWS/ApiGateway metrics; the composition root publishes them (MetricsPublisher)
+        self.log_sink = log_sink  # stages' AccessLogSetting lines go here (CloudWatch Logs)
 
     async def reload(self) -> RouteTable:
         async with self._lock:
@@ -363,9 +354,6 @@ class RestApis:
             task.cancel()
         if self._abandoned:
             await asyncio.wait(self._abandoned, timeout=5)
-        if self._publisher is not None:
-            await asyncio.to_thread(self._publisher.stop)  # publishes the open period too
-            self._publisher = None
 
 
 def _error_message(response: HttpResponse) -> str | None:

@@ -7,6 +7,8 @@ Each patch wraps one moto function and calls the original; each has a test that 
   otherwise); AWS runs at most 40 inline iterations at once. [Map state in Inline mode]
 - X-Ray: moto's Lambda tasks send no trace header; with tracing enabled AWS passes `X-Amzn-Trace-Id` to Lambda,
   so the execution and its invocations share one trace. [Step Functions and AWS X-Ray]
+- task endpoint: moto's task clients call `localhost:$MOTO_PORT` (an environment variable for the whole process);
+  they call the endpoint `install` is given (the gateway), so nothing else in the process is re-pointed.
 - JSONPath: moto 5.2.5 reads `$.checks[0].ok` (a field under an array index) as `[true]`, not `true` (its fix for
   getmoto/moto#7825 wraps every match whose parent is an index), so a Choice on it silently takes the Default and a
   Parameter gets a list. AWS returns the one value a definite path names, and a list for an indefinite one (wildcard,
@@ -34,6 +36,26 @@ _header = threading.local()  # the trace header of the Lambda task running on th
 traces = ExecutionTraces()
 
 
+class TaskEndpoint:
+    """Where the interpreter's task clients (Lambda and every other service) send their calls: the endpoint given to
+    `install`, never moto's `localhost:$MOTO_PORT`. moto's interpreter is one per process, so this is too; a later
+    `install` (the next local cloud in the same process) points it elsewhere, and the clients made for the old
+    endpoint are dropped."""
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.lambda_clients: dict[str, Any] = {}  # per Region, for `url`
+
+    def point_at(self, url: str) -> None:
+        with _lock:
+            if url != self.url:
+                self.url = url
+                self.lambda_clients = {}
+
+
+task_endpoint = TaskEndpoint()
+
+
 def inline_workers(max_concurrency: int) -> int:
     """How many inline iterations may run at once: MaxConcurrency, 0 meaning no explicit limit, never above 40."""
     if max_concurrency <= 0:
@@ -41,15 +63,17 @@ def inline_workers(max_concurrency: int) -> int:
     return min(max_concurrency, INLINE_MAP_MAX_CONCURRENCY)
 
 
-def install() -> None:
-    """Install every patch once per process (idempotent)."""
+def install(endpoint_url: str) -> None:
+    """Install every patch once per process (idempotent); the interpreter's tasks call `endpoint_url`."""
+    task_endpoint.point_at(endpoint_url)
     with _lock:
         if _installed:
             return
         _patch_inline_map()
         _patch_lambda_trace_header()
+        _patch_task_clients()
         patch_definite_json_paths()
-        _installed.update({"inline-map", "lambda-trace-header", "definite-json-paths"})
+        _installed.update({"inline-map", "lambda-trace-header", "task-endpoint", "definite-json-paths"})
         LOG.debug("Step Functions interpreter patches installed")
 
 
@@ -106,7 +130,6 @@ def _patch_lambda_trace_header() -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
     original_execute = lambda_eval_utils.execute_lambda_function_integration
-    original_client = lambda_eval_utils.boto_client_for  # still used for every other service
 
     def execute_lambda_function_integration(env: Any, parameters: dict[str, Any], region: str, **kwargs: Any) -> None:
         task = traces.begin_task(env, parameters)
@@ -120,37 +143,51 @@ def _patch_lambda_trace_header() -> None:
             if task is not None:
                 traces.end_task(task, failed=failed)
 
-    lambda_clients: dict[str, Any] = {}
+    lambda_eval_utils.execute_lambda_function_integration = execute_lambda_function_integration  # type: ignore[assignment]
+
+
+def _patch_task_clients() -> None:
+    """moto's `boto_client_for` (every task's client: Lambda, SQS, SNS, DynamoDB, ...), at `task_endpoint.url`.
+    The interpreter's modules import it by name: swapped in its own module (for modules imported later) and in every
+    one imported already, as for `extract_json`."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original_client = boto_client.boto_client_for
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        if service != "lambda":
+        endpoint = task_endpoint.url
+        if endpoint is None:  # not installed by `install` (moto's mock mode): moto's own
             return original_client(region=region, service=service, state_credentials=state_credentials)
+        if service != "lambda":
+            return _task_client(service, region, endpoint)  # one per call, as moto makes them
         # One Lambda client per Region, shared by every task thread (botocore clients are thread-safe): moto builds
         # a new one per invoke, which costs tens of milliseconds of CPU each on a 40-wide Map.
         with _lock:
-            client = lambda_clients.get(region)
+            client = task_endpoint.lambda_clients.get(region)
             if client is None:
-                client = _lambda_client(region)
+                client = _task_client("lambda", region, endpoint, max_pool_connections=LAMBDA_POOL_CONNECTIONS)
                 client.meta.events.register("before-sign.lambda.Invoke", _add_trace_header)
-                lambda_clients[region] = client
+                task_endpoint.lambda_clients[region] = client
         return client
 
-    lambda_eval_utils.execute_lambda_function_integration = execute_lambda_function_integration  # type: ignore[assignment]
-    lambda_eval_utils.boto_client_for = boto_client_for
+    for name, loaded in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(loaded, "boto_client_for", None) is original_client:
+            loaded.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
-def _lambda_client(region: str) -> Any:
-    """moto's task client (no retries: Retry is the state machine's; its fake keys; localhost:MOTO_PORT), with a
-    connection pool as wide as the widest fan-out, so shared by every task thread it never queues a call."""
+def _task_client(service: Any, region: str, endpoint_url: str, max_pool_connections: int = 10) -> Any:
+    """moto's task client (no retries: Retry is the state machine's; its fake keys), at `endpoint_url`; the Lambda
+    one has a connection pool as wide as the widest fan-out, so shared by every task thread it never queues a call."""
     import boto3
     from botocore.config import Config
-    from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 
     return boto3.session.Session().client(
-        "lambda",
+        service,
         region_name=region,
-        endpoint_url=f"http://localhost:{moto_server_port()}",
+        endpoint_url=endpoint_url,
         aws_access_key_id="ak",
         aws_secret_access_key="sk",  # noqa: S106 - moto's own fake
         config=Config(
@@ -158,7 +195,7 @@ def _lambda_client(region: str) -> Any:
             retries={"max_attempts": 0, "total_max_attempts": 1},
             connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
             read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-            max_pool_connections=LAMBDA_POOL_CONNECTIONS,
+            max_pool_connections=max_pool_connections,  # botocore's default is 10
         ),
     )
 

@@ -2,36 +2,28 @@
 
 The async queue (asyncq.py) decides *what* to send and *where*; the service hands each delivery to `Destinations.send`,
 which reaches the target: an SQS queue, an SNS topic or an EventBridge bus through moto's APIs (blocking boto3 calls,
-in a worker thread so the loop never waits), or another Lambda function, invoked asynchronously (InvocationType
-Event) through the service again.
+in a worker thread so the loop never waits). A Lambda function target is the service's own asynchronous invoke
+(`LambdaService.deliver`), so this needs nothing from the service and is built before it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lambdalab.awsclients import local_client
 
-# (function ARN, the record as the event) → the asynchronous Invoke
-InvokeAsync = Callable[[str, bytes], Awaitable[Any]]
-
 
 class Destinations:
-    """Delivers async invocation records and DLQ messages to SQS, SNS, EventBridge or Lambda targets."""
+    """Delivers async invocation records and DLQ messages to SQS, SNS or EventBridge targets."""
 
-    def __init__(self, moto_url: str, invoke_async: InvokeAsync) -> None:
+    def __init__(self, moto_url: str) -> None:
         self.moto_url = moto_url
-        self._invoke_async = invoke_async
 
     async def send(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
         """Deliver `body` (with message attributes, for queues and topics) to `target_arn`; raise on failure."""
         parts = target_arn.split(":")
         service = parts[2] if len(parts) > 5 else ""
-        if service == "lambda":
-            await self._invoke_async(target_arn, body)
-            return
         await asyncio.to_thread(self._send_blocking, service, parts, target_arn, body, attributes)
 
     def _send_blocking(

@@ -84,6 +84,9 @@ from lambdalab.sources.invoke import LambdaServiceInvoker
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# (target ARN, body, message attributes) → delivered to a queue, topic or bus; raises when it could not be
+EventSender = Callable[[str, bytes, dict[str, str]], Awaitable[None]]
+
 LOG_TAIL_BYTES = 4096
 
 
@@ -181,6 +184,7 @@ class LambdaService:
         *,
         clocks: Clocks,
         esm_metrics: EsmMetrics | None = None,
+        event_sender: EventSender | None = None,
     ) -> None:
         self.config = config
         self.host = host
@@ -209,7 +213,10 @@ class LambdaService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._concurrency_pending = False
         self._stopping = False
-        self.event_sender: Callable[[str, bytes, dict[str, str]], Awaitable[None]] | None = None
+        # Where async destinations, DLQ messages and stream mappings' on-failure records go when the target is not a
+        # function (queues, topics, buses: destinations.Destinations); a function target is this service's own
+        # asynchronous invoke, so the sender never needs the service (no cycle).
+        self._event_sender = event_sender
         # SQS queue and stream mappings and their pollers: they reach functions through this service's typed internal
         # invoke (and its function ARNs), never its stores or the HTTP-shaped invoke.
         self.event_sources = EventSourceMappings(
@@ -999,19 +1006,29 @@ class LambdaService:
         if disposition.action in (Action.DISCARDED, Action.DLQ, Action.DESTINATION):
             # dropped without a successful run (sent to the DLQ or on-failure destination first, if any)
             self._async_metric(AsyncMetricKind.DROPPED, event)
-        if target is not None and self.event_sender is not None:
+        if target is not None and (self._event_sender is not None or _is_function_arn(target)):
             if disposition.dlq_message is not None:
                 body, attributes = disposition.dlq_message.body, disposition.dlq_message.attributes
             else:
                 body, attributes = json.dumps(disposition.record or {}).encode(), {}
             try:
-                await self.event_sender(target, body, attributes)
+                await self.deliver(target, body, attributes)
             except Exception as exc:
                 LOG.warning("could not deliver event %s to %s: %s", event.event_id, target, exc)
                 failed = disposition.action == Action.DLQ
                 kind = AsyncMetricKind.DEAD_LETTER_ERROR if failed else AsyncMetricKind.DESTINATION_DELIVERY_FAILURE
                 self._async_metric(kind, event)
         self._queue_wakeup.set()
+
+    async def deliver(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
+        """Deliver a record to a destination: a function is invoked asynchronously (InvocationType Event), anything
+        else goes to the event sender; raise on failure."""
+        if _is_function_arn(target_arn):
+            await self.invoke(target_arn, None, body, invocation_type="Event")
+            return
+        if self._event_sender is None:
+            raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
+        await self._event_sender(target_arn, body, attributes)
 
     def _async_metric(self, kind: AsyncMetricKind, event: AsyncEvent) -> None:
         self.telemetry.async_event(AsyncMetricEvent(kind, event.function, event.qualifier, self.epoch.now()))
@@ -1032,18 +1049,19 @@ class LambdaService:
         }
 
 
+def _is_function_arn(arn: str) -> bool:
+    parts = arn.split(":")
+    return len(parts) > 5 and parts[2] == "lambda"
+
+
 class _EventSender:
-    """The Sender (lambdalab.sources.invoke) over the service's `event_sender`: delivery to SQS, SNS, buses and
-    functions, wired in by the composition root."""
+    """The Sender (lambdalab.sources.invoke) over `LambdaService.deliver`: delivery to SQS, SNS, buses and functions."""
 
     def __init__(self, service: LambdaService) -> None:
         self._service = service
 
     async def send(self, target_arn: str, body: bytes, attributes: dict[str, str]) -> None:
-        sender = self._service.event_sender
-        if sender is None:
-            raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
-        await sender(target_arn, body, attributes)
+        await self._service.deliver(target_arn, body, attributes)
 
 
 class ThreadSafeControl:

@@ -220,7 +220,6 @@ async def make_lab(tmp_path: Path, limits: Limits | None = None, **config: Any) 
     clock, clocks = Clocks.virtual()
     host = FakeHost(clocks)
     telemetry = RecordingTelemetry()
-    service = LambdaService(host, ServiceConfig(limits=limits or Limits(), **config), telemetry, clocks=clocks)
     sent: list[tuple[str, dict[str, Any]]] = []
 
     async def sender(target: str, body: bytes, attributes: dict[str, str]) -> None:
@@ -228,7 +227,9 @@ async def make_lab(tmp_path: Path, limits: Limits | None = None, **config: Any) 
 
         sent.append((target, json.loads(body)))
 
-    service.event_sender = sender
+    service = LambdaService(
+        host, ServiceConfig(limits=limits or Limits(), **config), telemetry, clocks=clocks, event_sender=sender
+    )
     lab = Lab(service, host, clock, telemetry, sent, tmp_path)
     lab.create("fn")
     await service.start()
