@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from lambdalab import constants
 from lambdalab.awsclients import local_client
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LambdaControl, LayerSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig, FunctionSpec, LambdaControl, LayerSpec
 from lambdalab.awslambda.core.exceptions import LambdaApiError
 from lambdalab.awslambda.runtime.interpreters import UnsupportedRuntime, find_interpreter
 from lambdalab.deploy.cfnyaml import TemplateFormatError, parse_text
@@ -335,15 +335,15 @@ def lambda_event_invoke_config(ctx: ProvisionContext, logical_id: str, props: di
     destinations = props.get("DestinationConfig") or {}
     retries = props.get("MaximumRetryAttempts")
     age = props.get("MaximumEventAgeInSeconds")
-    spec = EventInvokeConfigSpec(
-        function_name=name,
-        qualifier=qualifier,
+    config = EventInvokeConfig.of(
+        name,
+        qualifier,
         maximum_retry_attempts=as_int(retries) if retries is not None else None,
         maximum_event_age_s=as_int(age) if age is not None else None,
         on_success_destination=(destinations.get("OnSuccess") or {}).get("Destination"),
         on_failure_destination=(destinations.get("OnFailure") or {}).get("Destination"),
     )
-    ctx.lambda_control.put_event_invoke_config(spec)
+    ctx.lambda_control.put_event_invoke_config(config)
     return Created(f"{name}:{qualifier}")
 
 

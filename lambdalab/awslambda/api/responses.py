@@ -20,7 +20,7 @@ from aiohttp import web
 
 from lambdalab.awslambda.api import esm as esm_api  # noqa: F401  (registers the event source mapping routes)
 from lambdalab.awslambda.api.common import ROUTES, body_json, empty_response, error_response, json_response, route
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, LayerSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig, LayerSpec
 from lambdalab.awslambda.core.exceptions import (
     InvalidParameterValueException,
     LambdaApiError,
@@ -425,48 +425,51 @@ async def get_account_settings(api: LambdaApi, request: web.Request, p: dict[str
 # --- asynchronous invocation configuration --------------------------------------------------------------------------
 
 
-def _event_invoke_body(api: LambdaApi, function: LambdaFunction, qualifier: str) -> dict[str, Any]:
-    config = function.event_invoke.get(qualifier)
-    if config is None:
-        raise ResourceNotFoundException(
-            f"The function {function.qualified_arn(qualifier)} doesn't have an EventInvokeConfig"
-        )
+def _event_invoke_body(function: LambdaFunction, config: EventInvokeConfig) -> dict[str, Any]:
     destinations: dict[str, Any] = {}
-    if config.on_success:
-        destinations["OnSuccess"] = {"Destination": config.on_success}
-    if config.on_failure:
-        destinations["OnFailure"] = {"Destination": config.on_failure}
+    if config.on_success_destination:
+        destinations["OnSuccess"] = {"Destination": config.on_success_destination}
+    if config.on_failure_destination:
+        destinations["OnFailure"] = {"Destination": config.on_failure_destination}
     return {
         "LastModified": config.last_modified,
-        "FunctionArn": function.qualified_arn(qualifier),
+        "FunctionArn": function.qualified_arn(config.qualifier),
         "MaximumRetryAttempts": config.maximum_retry_attempts,
         "MaximumEventAgeInSeconds": config.maximum_event_age_s,
         "DestinationConfig": destinations,
     }
 
 
+def _configured(api: LambdaApi, function: LambdaFunction, qualifier: str) -> EventInvokeConfig:
+    config = api.service.event_invoke_config(function.name, qualifier)
+    if config is None:
+        raise ResourceNotFoundException(
+            f"The function {function.qualified_arn(qualifier)} doesn't have an EventInvokeConfig"
+        )
+    return config
+
+
 async def _put_event_invoke(api: LambdaApi, request: web.Request, p: dict[str, str], merge: bool) -> web.Response:
     body = await body_json(request)
     function, qualifier = api.function_and_qualifier(p["name"], request)
     qualifier = qualifier or LATEST
-    previous = function.event_invoke.get(qualifier)
+    previous = api.service.event_invoke_config(function.name, qualifier) if merge else None
     destinations = body.get("DestinationConfig") or {}
 
     def pick(key: str, old: Any) -> Any:
-        return body.get(key, old if merge else None)
+        return body.get(key, old)
 
-    spec = EventInvokeConfigSpec(
-        function_name=function.name,
-        qualifier=qualifier,
+    config = EventInvokeConfig.of(
+        function.name,
+        qualifier,
         maximum_retry_attempts=pick("MaximumRetryAttempts", previous and previous.maximum_retry_attempts),
         maximum_event_age_s=pick("MaximumEventAgeInSeconds", previous and previous.maximum_event_age_s),
         on_success_destination=(destinations.get("OnSuccess") or {}).get("Destination")
-        or (previous.on_success if merge and previous else None),
+        or (previous.on_success_destination if previous else None),
         on_failure_destination=(destinations.get("OnFailure") or {}).get("Destination")
-        or (previous.on_failure if merge and previous else None),
+        or (previous.on_failure_destination if previous else None),
     )
-    api.service.put_event_invoke_config(spec)
-    return json_response(_event_invoke_body(api, function, qualifier))
+    return json_response(_event_invoke_body(function, api.service.put_event_invoke_config(config)))
 
 
 @route("PUT", "/2019-09-25/functions/{name}/event-invoke-config")
@@ -482,20 +485,20 @@ async def update_event_invoke_config(api: LambdaApi, request: web.Request, p: di
 @route("GET", "/2019-09-25/functions/{name}/event-invoke-config")
 async def get_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function, qualifier = api.function_and_qualifier(p["name"], request)
-    return json_response(_event_invoke_body(api, function, qualifier or LATEST))
+    return json_response(_event_invoke_body(function, _configured(api, function, qualifier or LATEST)))
 
 
 @route("GET", "/2019-09-25/functions/{name}/event-invoke-config/list")
 async def list_event_invoke_configs(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function = api.service.store.get(p["name"])
-    configs = [_event_invoke_body(api, function, q) for q in sorted(function.event_invoke)]
+    configs = [_event_invoke_body(function, c) for c in api.service.event_invoke_configs(function.name)]
     return json_response({"FunctionEventInvokeConfigs": configs})
 
 
 @route("DELETE", "/2019-09-25/functions/{name}/event-invoke-config")
 async def delete_event_invoke_config(api: LambdaApi, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
     function, qualifier = api.function_and_qualifier(p["name"], request)
-    _event_invoke_body(api, function, qualifier or LATEST)
+    _configured(api, function, qualifier or LATEST)
     api.service.delete_event_invoke_config(function.name, qualifier or LATEST)
     return empty_response(204)
 

@@ -41,14 +41,12 @@ from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any
 
+from lambdalab.awslambda.core.control import EventInvokeConfig
 from lambdalab.clock import Clock
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_MAX_RETRY_ATTEMPTS = 2
-DEFAULT_MAX_EVENT_AGE_S = 21600
-MIN_EVENT_AGE_S = 60
-FUNCTION_ERROR_DELAYS_S = (60.0, 120.0)  # before the first and the second retry
+FUNCTION_ERROR_DELAYS_S = (60.0, 120.0)  # before the first and the second retry (MAX_RETRY_ATTEMPTS of them)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 300.0
 ERROR_MESSAGE_LIMIT = 1024  # bytes of ErrorMessage kept on a dead-letter message
@@ -81,28 +79,6 @@ class Condition(StrEnum):
     SUCCESS = "Success"
     RETRIES_EXHAUSTED = "RetriesExhausted"
     EVENT_AGE_EXCEEDED = "EventAgeExceeded"
-
-
-@dataclass(frozen=True)
-class EventInvokeConfig:
-    """PutFunctionEventInvokeConfig for one function and qualifier (None = unqualified / $LATEST)."""
-
-    max_retry_attempts: int = DEFAULT_MAX_RETRY_ATTEMPTS
-    max_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S
-    on_success: str | None = None  # destination ARN
-    on_failure: str | None = None  # destination ARN
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_retry_attempts <= len(FUNCTION_ERROR_DELAYS_S):
-            raise ValueError(
-                f"1 validation error detected: Value '{self.max_retry_attempts}' at 'maximumRetryAttempts' failed to "
-                "satisfy constraint: Member must have value between 0 and 2"
-            )
-        if not MIN_EVENT_AGE_S <= self.max_event_age_s <= DEFAULT_MAX_EVENT_AGE_S:
-            raise ValueError(
-                f"1 validation error detected: Value '{self.max_event_age_s}' at 'maximumEventAgeInSeconds' failed "
-                "to satisfy constraint: Member must have value between 60 and 21600"
-            )
 
 
 @dataclass
@@ -184,7 +160,7 @@ class AsyncQueue:
             raise ValueError(f"time_scale must be positive, not {time_scale}")
         self._clock = clock
         self.time_scale = time_scale
-        self._configs: dict[tuple[str, str | None], EventInvokeConfig] = {}
+        self._configs: dict[tuple[str, str], EventInvokeConfig] = {}  # (function, qualifier) → the one copy
         self._dlq: dict[str, str] = {}
         self._queued: dict[str, AsyncEvent] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -198,18 +174,25 @@ class AsyncQueue:
     # ------------------------------------------------------------------------------------------------------------
     # configuration
 
-    def configure(self, function: str, qualifier: str | None, config: EventInvokeConfig | None) -> None:
-        """Put (or with None delete) the event invoke config of a function's qualifier (None = unqualified)."""
-        key = (function, None if qualifier in (None, "$LATEST") else qualifier)
-        if config is None:
-            self._configs.pop(key, None)
-        else:
-            self._configs[key] = config
+    def configure(self, config: EventInvokeConfig) -> None:
+        """Put the event invoke config of its function's qualifier (validated when it was made)."""
+        self._configs[(config.function_name, _qualifier(config.qualifier))] = config
+
+    def unconfigure(self, function: str, qualifier: str | None) -> None:
+        """Delete the event invoke config of a function's qualifier (None = unqualified), if any."""
+        self._configs.pop((function, _qualifier(qualifier)), None)
+
+    def configured(self, function: str, qualifier: str | None) -> EventInvokeConfig | None:
+        """The config put for exactly this qualifier (None = unqualified / $LATEST), or None."""
+        return self._configs.get((function, _qualifier(qualifier)))
+
+    def configs_of(self, function: str) -> list[EventInvokeConfig]:
+        """Every config put for the function, by qualifier."""
+        return [config for (name, _), config in sorted(self._configs.items()) if name == function]
 
     def config_for(self, function: str, qualifier: str | None) -> EventInvokeConfig:
         """The config that applies to an event invoked as `qualifier`; AWS's defaults when none is set."""
-        key = (function, None if qualifier in (None, "$LATEST") else qualifier)
-        return self._configs.get(key) or EventInvokeConfig()
+        return self.configured(function, qualifier) or EventInvokeConfig(function, _qualifier(qualifier))
 
     def set_dead_letter(self, function: str, target_arn: str | None) -> None:
         """The function's DeadLetterConfig.TargetArn (SQS queue or SNS topic), or None."""
@@ -296,8 +279,8 @@ class AsyncQueue:
         self._set_state(event, EventState.SUCCEEDED)
         self._finish(event)
         config = self.config_for(event.function, event.qualifier)
-        record = self._record(event, Condition.SUCCESS) if config.on_success else None
-        return Disposition(Action.SUCCEEDED, event, target_arn=config.on_success, record=record)
+        record = self._record(event, Condition.SUCCESS) if config.on_success_destination else None
+        return Disposition(Action.SUCCEEDED, event, target_arn=config.on_success_destination, record=record)
 
     def on_function_error(
         self,
@@ -320,7 +303,7 @@ class AsyncQueue:
         event.last_executed_version = executed_version
         event.last_response = response_payload
         config = self.config_for(event.function, event.qualifier)
-        if event.function_error_retries_used >= config.max_retry_attempts:
+        if event.function_error_retries_used >= config.maximum_retry_attempts:
             return self._fail(event, Condition.RETRIES_EXHAUSTED, from_state=EventState.IN_FLIGHT)
         delay = FUNCTION_ERROR_DELAYS_S[event.function_error_retries_used] * self.time_scale
         event.function_error_retries_used += 1
@@ -379,7 +362,9 @@ class AsyncQueue:
     # internals
 
     def _expires_at(self, event: AsyncEvent) -> float:
-        return event.accepted_at + self.config_for(event.function, event.qualifier).max_event_age_s * self.time_scale
+        return (
+            event.accepted_at + self.config_for(event.function, event.qualifier).maximum_event_age_s * self.time_scale
+        )
 
     def _backoff(self, event: AsyncEvent) -> float:
         delay = min(BACKOFF_FIRST_S * 2.0**event.backoff_retries, BACKOFF_MAX_S)
@@ -417,13 +402,13 @@ class AsyncQueue:
         """Every attempt failed or the event is too old: on-failure destination, else DLQ, else discard."""
         assert event.state is from_state
         config = self.config_for(event.function, event.qualifier)
-        if config.on_failure:
+        if config.on_failure_destination:
             self._set_state(event, EventState.DESTINATION)
             self._finish(event)
             return Disposition(
                 Action.DESTINATION,
                 event,
-                target_arn=config.on_failure,
+                target_arn=config.on_failure_destination,
                 record=self._record(event, condition),
                 condition=condition,
             )
@@ -500,3 +485,8 @@ def _decode(payload: bytes) -> Any:
         return json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         return payload.decode(errors="replace")
+
+
+def _qualifier(qualifier: str | None) -> str:
+    """Unqualified is $LATEST (one config for both)."""
+    return qualifier or "$LATEST"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
 from lambdalab.logs.function import LoggingConfig
 
 
@@ -50,16 +51,61 @@ class LayerSpec:
     build_method: str | None = None  # SAM Metadata BuildMethod: "python3.13" builds it as `sam build` does
 
 
+# PutFunctionEventInvokeConfig's limits and AWS's defaults [API reference; "Asynchronous invocation"]
+DEFAULT_MAX_RETRY_ATTEMPTS = 2
+MAX_RETRY_ATTEMPTS = 2
+DEFAULT_MAX_EVENT_AGE_S = 21600
+MIN_EVENT_AGE_S = 60
+
+
 @dataclass(frozen=True)
-class EventInvokeConfigSpec:
-    """AWS::Lambda::EventInvokeConfig / a SAM EventInvokeConfig."""
+class EventInvokeConfig:
+    """A function's (or qualifier's) asynchronous invocation settings: PutFunctionEventInvokeConfig,
+    AWS::Lambda::EventInvokeConfig, a SAM EventInvokeConfig. The one type: the API and the deployer make it, the
+    service stamps `last_modified`, the async queue keeps it and reads it. Validated once, when made, with AWS's
+    messages (InvalidParameterValueException)."""
 
     function_name: str
-    qualifier: str
-    maximum_retry_attempts: int | None = None
-    maximum_event_age_s: int | None = None
+    qualifier: str = "$LATEST"
+    maximum_retry_attempts: int = DEFAULT_MAX_RETRY_ATTEMPTS
+    maximum_event_age_s: int = DEFAULT_MAX_EVENT_AGE_S
     on_success_destination: str | None = None
     on_failure_destination: str | None = None
+    last_modified: float = 0.0  # Unix time it was put (the service stamps it)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.maximum_retry_attempts <= MAX_RETRY_ATTEMPTS:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{self.maximum_retry_attempts}' at 'maximumRetryAttempts' failed "
+                f"to satisfy constraint: Member must have value less than or equal to {MAX_RETRY_ATTEMPTS}"
+            )
+        if not MIN_EVENT_AGE_S <= self.maximum_event_age_s <= DEFAULT_MAX_EVENT_AGE_S:
+            raise InvalidParameterValueException(
+                f"1 validation error detected: Value '{self.maximum_event_age_s}' at 'maximumEventAgeInSeconds' "
+                f"failed to satisfy constraint: Member must have value between {MIN_EVENT_AGE_S} and "
+                f"{DEFAULT_MAX_EVENT_AGE_S}"
+            )
+
+    @classmethod
+    def of(
+        cls,
+        function_name: str,
+        qualifier: str | None = None,
+        *,
+        maximum_retry_attempts: int | None = None,
+        maximum_event_age_s: int | None = None,
+        on_success_destination: str | None = None,
+        on_failure_destination: str | None = None,
+    ) -> EventInvokeConfig:
+        """From a request or a template, where an absent value (None) means AWS's default."""
+        return cls(
+            function_name,
+            qualifier or "$LATEST",
+            DEFAULT_MAX_RETRY_ATTEMPTS if maximum_retry_attempts is None else maximum_retry_attempts,
+            DEFAULT_MAX_EVENT_AGE_S if maximum_event_age_s is None else maximum_event_age_s,
+            on_success_destination or None,
+            on_failure_destination or None,
+        )
 
 
 class LambdaControl(Protocol):
@@ -81,7 +127,7 @@ class LambdaControl(Protocol):
 
     def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None: ...
 
-    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None: ...
+    def put_event_invoke_config(self, config: EventInvokeConfig) -> None: ...
 
     def publish_layer_version(self, spec: LayerSpec) -> str:
         """Publish a new version of the layer; return its LayerVersionArn."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
+from lambdalab.awslambda.core.control import FunctionSpec, LayerSpec
 from lambdalab.awslambda.core.exceptions import (
     InvalidParameterValueException,
     ResourceConflictException,
@@ -175,15 +175,6 @@ class Alias:
 
 
 @dataclass
-class EventInvokeConfig:
-    maximum_retry_attempts: int = 2
-    maximum_event_age_s: int = 21600
-    on_success: str | None = None
-    on_failure: str | None = None
-    last_modified: float = 0.0
-
-
-@dataclass
 class LambdaFunction:
     name: str
     arn: str
@@ -191,8 +182,8 @@ class LambdaFunction:
     versions: dict[str, FunctionVersion] = field(default_factory=dict)
     aliases: dict[str, Alias] = field(default_factory=dict)
     next_version: int = 1
-    # Reserved and provisioned concurrency are not here: the concurrency policy holds them (LambdaService asks it).
-    event_invoke: dict[str, EventInvokeConfig] = field(default_factory=dict)  # qualifier → config
+    # Reserved and provisioned concurrency are not here: the concurrency policy holds them (LambdaService asks it);
+    # nor are event invoke configs: the async queue holds them (control.EventInvokeConfig).
 
     def version(self, version: str) -> FunctionVersion:
         if version == LATEST:
@@ -301,25 +292,6 @@ class FunctionStore:
         alias = Alias(name, version, description)
         function.aliases[name] = alias
         return alias
-
-    def put_event_invoke_config(self, function: LambdaFunction, spec: EventInvokeConfigSpec, now: float) -> None:
-        qualifier = spec.qualifier or LATEST
-        function.resolve(qualifier)
-        retries = 2 if spec.maximum_retry_attempts is None else spec.maximum_retry_attempts
-        age = 21600 if spec.maximum_event_age_s is None else spec.maximum_event_age_s
-        if not 0 <= retries <= 2:
-            raise InvalidParameterValueException(
-                f"1 validation error detected: Value '{retries}' at 'maximumRetryAttempts' failed to satisfy "
-                "constraint: Member must have value less than or equal to 2"
-            )
-        if not 60 <= age <= 21600:
-            raise InvalidParameterValueException(
-                f"1 validation error detected: Value '{age}' at 'maximumEventAgeInSeconds' failed to satisfy "
-                "constraint: Member must have value between 60 and 21600"
-            )
-        function.event_invoke[qualifier] = EventInvokeConfig(
-            retries, age, spec.on_success_destination, spec.on_failure_destination, now
-        )
 
 
 def validate_spec(spec: FunctionSpec) -> None:

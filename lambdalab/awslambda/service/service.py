@@ -18,15 +18,14 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from lambdalab import constants
 from lambdalab.awslambda.core.asyncq import Action, AsyncEvent, AsyncQueue, Disposition
-from lambdalab.awslambda.core.asyncq import EventInvokeConfig as QueueInvokeConfig
 from lambdalab.awslambda.core.billing import billed_duration_ms
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig, FunctionSpec, LayerSpec
 from lambdalab.awslambda.core.exceptions import (
     InvalidParameterValueException,
     InvalidRequestContentException,
@@ -315,7 +314,7 @@ class LambdaService:
             artifact = self.build(spec, self.layer_roots(spec.layers))
         function = self.store.create(spec, artifact)
         self.policy.add_function(function.name)
-        self._configure_queue(function)
+        self.queue.set_dead_letter(function.name, spec.dead_letter_target_arn)  # DeadLetterConfig, the queue's
         if spec.reserved_concurrency is not None:
             self.put_function_concurrency(function.name, spec.reserved_concurrency)
         return function.arn
@@ -438,15 +437,23 @@ class LambdaService:
             self.leases.kill_later(env_id, "killed")
         self._concurrency_changed()
 
-    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
-        function = self.store.get(spec.function_name)
-        self.store.put_event_invoke_config(function, spec, self.epoch.now())
-        self._configure_queue(function)
+    def put_event_invoke_config(self, config: EventInvokeConfig) -> EventInvokeConfig:
+        """Put the config (validated when made) for an existing qualifier; the async queue keeps the one copy."""
+        function = self.store.get(config.function_name)
+        function.resolve(config.qualifier)  # the version or alias must exist
+        stored = replace(config, function_name=function.name, last_modified=self.epoch.now())
+        self.queue.configure(stored)
+        return stored
+
+    def event_invoke_config(self, function_name: str, qualifier: str | None) -> EventInvokeConfig | None:
+        return self.queue.configured(self.store.get(function_name).name, qualifier)
+
+    def event_invoke_configs(self, function_name: str) -> list[EventInvokeConfig]:
+        return self.queue.configs_of(self.store.get(function_name).name)
 
     def delete_event_invoke_config(self, function_name: str, qualifier: str) -> None:
         function = self.store.get(function_name)
-        function.event_invoke.pop(qualifier, None)
-        self.queue.configure(function.name, None if qualifier == LATEST else qualifier, None)
+        self.queue.unconfigure(function.name, qualifier)
 
     # --- environments ---------------------------------------------------------------------------------------------
 
@@ -896,21 +903,6 @@ class LambdaService:
 
     # --- asynchronous invocation ----------------------------------------------------------------------------------
 
-    def _configure_queue(self, function: LambdaFunction) -> None:
-        """Mirror the function's asynchronous-invocation settings into the queue (which owns the retry rules)."""
-        self.queue.set_dead_letter(function.name, function.latest.spec.dead_letter_target_arn)
-        for qualifier, config in function.event_invoke.items():
-            self.queue.configure(
-                function.name,
-                None if qualifier == LATEST else qualifier,
-                QueueInvokeConfig(
-                    max_retry_attempts=config.maximum_retry_attempts,
-                    max_event_age_s=config.maximum_event_age_s,
-                    on_success=config.on_success,
-                    on_failure=config.on_failure,
-                ),
-            )
-
     def accept_async(
         self,
         function: LambdaFunction,
@@ -1105,8 +1097,8 @@ class ThreadSafeControl:
     def put_provisioned_concurrency(self, function_name: str, qualifier: str, count: int) -> None:
         self._call(self._service.put_provisioned_concurrency, function_name, qualifier, count)
 
-    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
-        self._call(self._service.put_event_invoke_config, spec)
+    def put_event_invoke_config(self, config: EventInvokeConfig) -> None:
+        self._call(self._service.put_event_invoke_config, config)
 
     def function_arn(self, function_name: str, qualifier: str | None = None) -> str:
         return self._call(self._service.function_arn, function_name, qualifier)

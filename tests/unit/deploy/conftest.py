@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec, LayerSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig, FunctionSpec, LayerSpec
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "data" / "templates"
 REGION = "us-east-1"
@@ -46,7 +46,7 @@ class RecordingLambdaControl:
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)
     concurrency: dict[str, int] = field(default_factory=dict)
     provisioned: dict[tuple[str, str], int] = field(default_factory=dict)
-    invoke_configs: list[EventInvokeConfigSpec] = field(default_factory=list)
+    invoke_configs: list[EventInvokeConfig] = field(default_factory=list)
     layers: dict[str, LayerSpec] = field(default_factory=dict)  # LayerVersionArn → spec
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -90,7 +90,7 @@ class RecordingLambdaControl:
         self.provisioned[(function_name, qualifier)] = count
         self.calls.append(("put_provisioned_concurrency", (function_name, qualifier, count)))
 
-    def put_event_invoke_config(self, spec: EventInvokeConfigSpec) -> None:
+    def put_event_invoke_config(self, spec: EventInvokeConfig) -> None:
         self._require(spec.function_name)
         self.invoke_configs.append(spec)
         self.calls.append(("put_event_invoke_config", spec.function_name))

@@ -15,9 +15,10 @@ from lambdalab.awslambda.core.asyncq import (
     AsyncQueue,
     AsyncQueueError,
     Condition,
-    EventInvokeConfig,
     EventState,
 )
+from lambdalab.awslambda.core.control import EventInvokeConfig
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException
 from lambdalab.clock import VirtualClock
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
@@ -92,7 +93,7 @@ def test_success_without_a_destination_just_finishes():
 
 def test_success_with_an_on_success_destination_gets_aws_invocation_record():
     queue, clock = make()
-    queue.configure("fn", None, EventInvokeConfig(on_success=SUCCESS_ARN))
+    queue.configure(EventInvokeConfig("fn", on_success_destination=SUCCESS_ARN))
     e = queue.accept(event(accepted_epoch=1_700_000_000.0))
     clock.advance(2.5)
     take_one(queue)
@@ -119,7 +120,7 @@ def test_success_with_an_on_success_destination_gets_aws_invocation_record():
 
 def test_function_errors_are_retried_one_then_two_minutes_later_scaled_then_go_to_the_failure_destination():
     queue, clock = make(time_scale=0.01)
-    queue.configure("fn", None, EventInvokeConfig(on_failure=FAILURE_ARN))
+    queue.configure(EventInvokeConfig("fn", on_failure_destination=FAILURE_ARN))
     e = queue.accept(event())
     take_one(queue)
     first = queue.on_function_error(e, "ValueError", "bad order")
@@ -152,11 +153,11 @@ def test_function_errors_are_retried_one_then_two_minutes_later_scaled_then_go_t
 
 def test_maximum_retry_attempts_zero_fails_on_the_first_error_and_one_allows_a_single_retry():
     queue, clock = make()
-    queue.configure("fn", None, EventInvokeConfig(max_retry_attempts=0, on_failure=FAILURE_ARN))
+    queue.configure(EventInvokeConfig("fn", maximum_retry_attempts=0, on_failure_destination=FAILURE_ARN))
     e = queue.accept(event())
     take_one(queue)
     assert queue.on_function_error(e, "Err", "x", handled=True).action is Action.DESTINATION
-    queue.configure("fn", None, EventInvokeConfig(max_retry_attempts=1, on_failure=FAILURE_ARN))
+    queue.configure(EventInvokeConfig("fn", maximum_retry_attempts=1, on_failure_destination=FAILURE_ARN))
     e2 = queue.accept(event("req-2"))
     take_one(queue)
     assert queue.on_function_error(e2, "Err", "x").next_attempt_at == 160.0
@@ -170,7 +171,7 @@ def test_maximum_retry_attempts_zero_fails_on_the_first_error_and_one_allows_a_s
 
 def test_without_a_failure_destination_the_event_goes_to_the_dead_letter_queue():
     queue, _ = make()
-    queue.configure("fn", None, EventInvokeConfig(max_retry_attempts=0))
+    queue.configure(EventInvokeConfig("fn", maximum_retry_attempts=0))
     queue.set_dead_letter("fn", DLQ_ARN)
     e = queue.accept(event(payload=b'{"order": 8}'))
     take_one(queue)
@@ -186,7 +187,7 @@ def test_without_a_failure_destination_the_event_goes_to_the_dead_letter_queue()
 
 def test_the_failure_destination_wins_over_the_dead_letter_queue():
     queue, _ = make()
-    queue.configure("fn", None, EventInvokeConfig(max_retry_attempts=0, on_failure=FAILURE_ARN))
+    queue.configure(EventInvokeConfig("fn", maximum_retry_attempts=0, on_failure_destination=FAILURE_ARN))
     queue.set_dead_letter("fn", DLQ_ARN)
     e = queue.accept(event())
     take_one(queue)
@@ -195,7 +196,7 @@ def test_the_failure_destination_wins_over_the_dead_letter_queue():
 
 def test_with_neither_the_event_is_discarded_and_the_discard_is_recorded():
     queue, _ = make()
-    queue.configure("fn", None, EventInvokeConfig(max_retry_attempts=0))
+    queue.configure(EventInvokeConfig("fn", maximum_retry_attempts=0))
     e = queue.accept(event())
     take_one(queue)
     got = queue.on_function_error(e, "KeyError", "'id'")
@@ -233,7 +234,7 @@ def test_system_errors_use_the_same_backoff_scaled():
 
 def test_a_throttled_event_expires_at_its_maximum_age_and_goes_to_the_dead_letter_queue():
     queue, clock = make(time_scale=0.01)
-    queue.configure("fn", None, EventInvokeConfig(max_event_age_s=60))  # 0.6 s scaled
+    queue.configure(EventInvokeConfig("fn", maximum_event_age_s=60))  # 0.6 s scaled
     queue.set_dead_letter("fn", DLQ_ARN)
     e = queue.accept(event())
     for _ in range(20):
@@ -252,7 +253,7 @@ def test_a_throttled_event_expires_at_its_maximum_age_and_goes_to_the_dead_lette
 
 def test_an_event_waiting_for_a_function_error_retry_can_expire_first():
     queue, clock = make()
-    queue.configure("fn", None, EventInvokeConfig(max_event_age_s=90, on_failure=FAILURE_ARN))
+    queue.configure(EventInvokeConfig("fn", maximum_event_age_s=90, on_failure_destination=FAILURE_ARN))
     e = queue.accept(event())
     take_one(queue)
     assert queue.on_function_error(e, "Err", "x").next_attempt_at == 160.0
@@ -270,7 +271,7 @@ def test_an_event_waiting_for_a_function_error_retry_can_expire_first():
 
 def test_an_event_left_in_a_backed_up_queue_past_its_age_is_expired_not_run():
     queue, clock = make()
-    queue.configure("fn", None, EventInvokeConfig(max_event_age_s=60))
+    queue.configure(EventInvokeConfig("fn", maximum_event_age_s=60))
     queue.accept(event())
     clock.advance(60)
     assert queue.due() == []
@@ -293,20 +294,20 @@ def test_reserved_concurrency_zero_sends_events_to_failure_handling_without_retr
 
 def test_configs_apply_per_qualifier_and_latest_is_the_unqualified_one():
     queue, _ = make()
-    queue.configure("fn", "$LATEST", EventInvokeConfig(max_retry_attempts=1))
-    queue.configure("fn", "live", EventInvokeConfig(max_retry_attempts=0))
-    assert queue.config_for("fn", None).max_retry_attempts == 1
-    assert queue.config_for("fn", "live").max_retry_attempts == 0
-    assert queue.config_for("fn", "2").max_retry_attempts == 2  # AWS default
-    assert queue.config_for("other", None).max_event_age_s == 21600
-    queue.configure("fn", None, None)
-    assert queue.config_for("fn", "$LATEST").max_retry_attempts == 2
+    queue.configure(EventInvokeConfig("fn", "$LATEST", maximum_retry_attempts=1))
+    queue.configure(EventInvokeConfig("fn", "live", maximum_retry_attempts=0))
+    assert queue.config_for("fn", None).maximum_retry_attempts == 1
+    assert queue.config_for("fn", "live").maximum_retry_attempts == 0
+    assert queue.config_for("fn", "2").maximum_retry_attempts == 2  # AWS default
+    assert queue.config_for("other", None).maximum_event_age_s == 21600
+    queue.unconfigure("fn", None)
+    assert queue.config_for("fn", "$LATEST").maximum_retry_attempts == 2
 
 
 @pytest.mark.parametrize(("retries", "age"), [(3, 60), (-1, 60), (2, 59), (2, 21601)])
 def test_invalid_event_invoke_configs_are_refused(retries, age):
-    with pytest.raises(ValueError, match="1 validation error detected"):
-        EventInvokeConfig(max_retry_attempts=retries, max_event_age_s=age)
+    with pytest.raises(InvalidParameterValueException, match="1 validation error detected"):
+        EventInvokeConfig("fn", maximum_retry_attempts=retries, maximum_event_age_s=age)
 
 
 def test_forgetting_a_function_discards_its_queued_events_on_the_record():
@@ -390,7 +391,7 @@ class QueueMachine(RuleBasedStateMachine):
         self._apply(disposition)
         if disposition.action is Action.REQUEUED:
             config = self.queue.config_for(event.function, event.qualifier)
-            assert disposition.next_attempt_at <= event.accepted_at + config.max_event_age_s * 0.01 + 1e-9
+            assert disposition.next_attempt_at <= event.accepted_at + config.maximum_event_age_s * 0.01 + 1e-9
 
     @rule(
         fn=st.sampled_from(["f", "g"]),
@@ -402,13 +403,12 @@ class QueueMachine(RuleBasedStateMachine):
     )
     def configure(self, fn: str, retries: int, age: int, on_success: bool, on_failure: bool, dlq: bool) -> None:
         self.queue.configure(
-            fn,
-            None,
             EventInvokeConfig(
-                max_retry_attempts=retries,
-                max_event_age_s=age,
-                on_success=SUCCESS_ARN if on_success else None,
-                on_failure=FAILURE_ARN if on_failure else None,
+                fn,
+                maximum_retry_attempts=retries,
+                maximum_event_age_s=age,
+                on_success_destination=SUCCESS_ARN if on_success else None,
+                on_failure_destination=FAILURE_ARN if on_failure else None,
             ),
         )
         self.queue.set_dead_letter(fn, DLQ_ARN if dlq else None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec, FunctionSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig, FunctionSpec
 from lambdalab.awslambda.core.exceptions import (
     InvalidParameterValueException,
     ResourceConflictException,
@@ -96,14 +96,16 @@ def test_duplicates_and_bad_settings_are_refused(store, code, tmp_path) -> None:
     assert [f.name for f in store.all()] == ["fn"]
 
 
-def test_event_invoke_config_limits(store, code) -> None:
-    function = store.create(spec(code))
-    store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 0, 60), now=1.0)
-    assert function.event_invoke[LATEST].maximum_retry_attempts == 0
-    with pytest.raises(InvalidParameterValueException, match="maximumRetryAttempts"):
-        store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 3, 60), now=1.0)
+def test_event_invoke_config_limits() -> None:
+    # The one EventInvokeConfig type validates when made, with AWS's messages; absent values are AWS's defaults
+    assert EventInvokeConfig("fn", "$LATEST", 0, 60).maximum_retry_attempts == 0
+    assert EventInvokeConfig.of("fn").maximum_retry_attempts == 2
+    assert EventInvokeConfig.of("fn").maximum_event_age_s == 21600
+    with pytest.raises(InvalidParameterValueException, match="maximumRetryAttempts") as retries:
+        EventInvokeConfig("fn", "$LATEST", 3, 60)
+    assert retries.value.message.endswith("Member must have value less than or equal to 2")
     with pytest.raises(InvalidParameterValueException, match="maximumEventAgeInSeconds"):
-        store.put_event_invoke_config(function, EventInvokeConfigSpec("fn", "$LATEST", 1, 30), now=1.0)
+        EventInvokeConfig.of("fn", maximum_retry_attempts=1, maximum_event_age_s=30)
 
 
 def test_a_relative_code_folder_is_made_absolute(store, code, monkeypatch) -> None:

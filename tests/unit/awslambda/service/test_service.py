@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdalab.awslambda.core.control import EventInvokeConfigSpec
+from lambdalab.awslambda.core.control import EventInvokeConfig
 from lambdalab.awslambda.core.exceptions import ResourceNotFoundException, TooManyRequestsException
 from lambdalab.awslambda.core.outcome import Outcome
 from lambdalab.awslambda.core.policy import EnvState, Limits
@@ -240,7 +240,7 @@ async def test_async_function_errors_are_retried_then_go_to_the_failure_destinat
     service = lab.service
     failure = "arn:aws:sqs:us-east-1:123456789012:failures"
     service.put_event_invoke_config(
-        EventInvokeConfigSpec("fn", "$LATEST", maximum_retry_attempts=1, on_failure_destination=failure)
+        EventInvokeConfig("fn", "$LATEST", maximum_retry_attempts=1, on_failure_destination=failure)
     )
     lab.host.handler["fn"] = fail
     accepted = await service.invoke("fn", None, b'{"order": 7}', invocation_type="Event")
@@ -266,7 +266,7 @@ async def test_async_function_errors_are_retried_then_go_to_the_failure_destinat
 
 async def test_an_async_success_goes_to_the_success_destination(lab: Lab) -> None:
     success = "arn:aws:sns:us-east-1:123456789012:done"
-    lab.service.put_event_invoke_config(EventInvokeConfigSpec("fn", "$LATEST", on_success_destination=success))
+    lab.service.put_event_invoke_config(EventInvokeConfig("fn", "$LATEST", on_success_destination=success))
     await lab.service.invoke("fn", None, b'{"ok": true}', invocation_type="Event")
     await settle()
     ((target, record),) = lab.sent
@@ -275,9 +275,25 @@ async def test_an_async_success_goes_to_the_success_destination(lab: Lab) -> Non
     assert "AsyncEventsDropped" not in [e.kind.value for e in lab.telemetry.async_events]
 
 
+async def test_a_function_destination_is_the_services_own_asynchronous_invoke(lab: Lab) -> None:
+    # GIVEN an on-success destination that is another function
+    lab.create("audit")
+    audit = "arn:aws:lambda:us-east-1:123456789012:function:audit"
+    lab.service.put_event_invoke_config(EventInvokeConfig("fn", "$LATEST", on_success_destination=audit))
+    # WHEN fn succeeds asynchronously
+    await lab.service.invoke("fn", None, b'{"ok": true}', invocation_type="Event")
+    await settle()
+    # THEN the record is an asynchronous invoke of audit (not handed to the sender, which has no Lambda client)
+    assert lab.sent == []
+    runs = [(r.function_name, r.invocation_type) for r in lab.telemetry.records]
+    assert runs == [("fn", "Event"), ("audit", "Event")]
+    (audit_request,) = [r for e in lab.host.live("audit") for r in e.requests]
+    assert json.loads(audit_request.payload)["requestContext"]["condition"] == "Success"
+
+
 async def test_an_async_event_with_reserved_zero_fails_without_running(lab: Lab) -> None:
     failure = "arn:aws:sqs:us-east-1:123456789012:failures"
-    lab.service.put_event_invoke_config(EventInvokeConfigSpec("fn", "$LATEST", on_failure_destination=failure))
+    lab.service.put_event_invoke_config(EventInvokeConfig("fn", "$LATEST", on_failure_destination=failure))
     lab.service.put_function_concurrency("fn", 0)
     accepted = await lab.service.invoke("fn", None, b"{}", invocation_type="Event")
     await settle()
