@@ -204,6 +204,7 @@ class EventSourceMappings:
         sender: Sender,
         stream_invoker: SyncInvoker,
         metrics: EsmMetrics | None = None,
+        sqs_client: Any = None,
     ) -> None:
         self.functions = functions
         self.clocks = clocks  # both, for the stream mappings' runtimes
@@ -223,7 +224,7 @@ class EventSourceMappings:
         self._visibility_timeouts: dict[str, int] = {}  # queue URL -> seconds, read when the queue was resolved
         self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._client: Any = None
+        self._client: Any = sqs_client  # None: a boto3 client for endpoint_url, made on first use (tests pass a fake)
         self._stopping = False
 
     # --- SQS access (blocking; called in threads) ---------------------------------------------------------------
@@ -520,10 +521,12 @@ class EventSourceMappings:
             return
         runtime.supervisor = task
 
-    async def _stop_pollers(self, runtime: _Runtime | StreamRuntime, grace_s: float = STOP_GRACE_S) -> None:
-        """Let pollers finish their batch for up to `grace_s`, then cancel them: a cancelled batch's messages stay
-        in flight and reappear after the visibility timeout (a stream batch goes back to the front of its lane), so
-        nothing is lost."""
+    async def _stop_pollers(self, runtime: _Runtime | StreamRuntime, grace_s: float | None = None) -> None:
+        """Let pollers finish their batch for up to `grace_s` (default STOP_GRACE_S), then cancel them: a cancelled
+        batch's messages stay in flight and reappear after the visibility timeout (a stream batch goes back to the
+        front of its lane), so nothing is lost."""
+        if grace_s is None:
+            grace_s = STOP_GRACE_S
         if isinstance(runtime, StreamRuntime):
             await runtime.stop(grace_s)
             return
