@@ -1,5 +1,5 @@
-"""The Runtime API listener (runtime_api.py) on a real loopback port, with a scripted environment behind it: what a
-runtime client (awslambdaric) sees on the wire. No process, no fork server."""
+"""The Runtime API listener (runtime/runtime_api.py) on a real loopback port, with a scripted environment behind it:
+what a runtime client (awslambdaric) sees on the wire. No process, no fork server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lambdalab.awslambda.runtime_api import (
+from lambdalab.awslambda.runtime.runtime_api import (
     ERROR_TYPE_HEADER,
     INIT_ERROR_PATH,
     NEXT_PATH,

@@ -1,4 +1,4 @@
-"""The SQS mappings and their pollers (sqs_poller.py) on a fake SQS queue, a fake function and a virtual clock: no
+"""The SQS mappings and their pollers (esm/sqs_poller.py) on a fake SQS queue, a fake function and a virtual clock: no
 processes, no moto. The queue's visibility timeouts, the scaling of pollers and the batching window all run on the
 virtual clock; only the pollers' own short pauses are real (they are made 0 here)."""
 
@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdalab.awslambda import sqs_poller
-from lambdalab.awslambda.esm import MappingState
-from lambdalab.awslambda.exceptions import InvalidParameterValueException, ResourceNotFoundException
+from lambdalab.awslambda.core.esm import MappingState
+from lambdalab.awslambda.core.exceptions import InvalidParameterValueException, ResourceNotFoundException
+from lambdalab.awslambda.core.outcome import InvocationResult, Outcome
+from lambdalab.awslambda.core.policy import Throttled, ThrottleReason
+from lambdalab.awslambda.esm import sqs_poller
+from lambdalab.awslambda.esm.sqs_poller import EventSourceMappings
 from lambdalab.awslambda.hosting import InvokeResult, InvokeStatus
-from lambdalab.awslambda.outcome import InvocationResult, Outcome
-from lambdalab.awslambda.policy import Throttled, ThrottleReason
-from lambdalab.awslambda.sqs_poller import EventSourceMappings
 from lambdalab.clock import Clocks, VirtualClock
 from lambdalab.observe.model import InvocationRecord
 
