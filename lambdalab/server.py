@@ -121,6 +121,7 @@ class LocalCloud:
         self._stoppers.append(self.moto.stop)
         # Bind first, so functions and the deployer know the URL before anything is created.
         listener = _listening_socket(config.host, config.port)
+        self._stoppers.append(listener.close)  # a start that fails before the gateway serves leaves no bound port
         port = listener.getsockname()[1]  # the real port (config.port may be 0)
         self._url = f"http://{config.host}:{port}"
         moto_proxy = MotoProxy(self.moto)
