@@ -256,7 +256,7 @@ async def make_lab(visibility_timeout_s: int = 30, timeout_s: int = 30) -> Lab:
 def no_real_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqs_poller, "THROTTLE_BACKOFF_S", 0.0)
     monkeypatch.setattr(sqs_poller, "ERROR_BACKOFF_S", 0.0)
-    monkeypatch.setattr(sqs_poller, "STOP_GRACE_S", 0.2)
+    monkeypatch.setattr(sqs_poller, "STOP_GRACE_S", 1.0)  # disable/delete: a batch's grace (3 s in the cloud)
 
 
 @pytest.fixture
@@ -438,7 +438,7 @@ async def test_disabling_a_mapping_lets_its_batch_finish_then_polls_no_more(lab:
     uuid = lab.create(BatchSize=10)
     await until(lambda: lab.worker.in_flight == 1)
     assert lab.mappings.update(uuid, {"Enabled": False}).state == MappingState.DISABLING
-    await asyncio.sleep(0.05)  # the disable is under way (its grace for the batch is 0.2 s here)
+    await asyncio.sleep(0.05)  # the disable is under way (its grace for the batch is 1 s here)
     lab.worker.gate.set()
     await until(lambda: lab.mappings.get(uuid).state == MappingState.DISABLED)
     assert lab.sqs.deleted == ["m1"]  # the batch in flight finished and was deleted
