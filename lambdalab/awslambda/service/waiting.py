@@ -44,6 +44,7 @@ class WaitingRoom:
         self._poll_s = poll_s
         self._groups: dict[Hashable, _Group] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
         self.polls = 0  # how many times a group's condition was tested by the poll (for tests and benchmarks)
 
     def __len__(self) -> int:
@@ -51,10 +52,10 @@ class WaitingRoom:
 
     async def pause(self, key: Hashable, function_name: str | None, still: Callable[[], bool], deadline: float) -> bool:
         """Wait until a call of `function_name` ends, `still()` stops holding, or `deadline` passes; False, without
-        waiting, once the deadline has passed. The caller tests its own condition again afterwards and decides whether
-        to pause once more. Calls that pass
-        the same `key` must mean the same `still` (the first one's is the one tested)."""
-        if self._clock.now() >= deadline:
+        waiting, once the deadline has passed or the room is closed. The caller tests its own condition again
+        afterwards and decides whether to pause once more. Calls that pass the same `key` must mean the same `still`
+        (the first one's is the one tested)."""
+        if self._closed or self._clock.now() >= deadline:
             return False
         loop = asyncio.get_running_loop()
         group = self._groups.get(key)
@@ -102,7 +103,8 @@ class WaitingRoom:
             self._timer = asyncio.get_running_loop().call_later(self._poll_s, self._poll)
 
     def close(self) -> None:
-        """Release every waiting call (the service is stopping)."""
+        """Release every waiting call, and let none wait again (the service is stopping)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

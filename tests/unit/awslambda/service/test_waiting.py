@@ -118,3 +118,12 @@ def test_nothing_waiting_is_lost_whatever_happens(events: list[str], n: int) -> 
         assert len(room) == 0
 
     asyncio.run(scenario())
+
+
+async def test_once_closed_every_call_is_released_and_none_waits_again() -> None:
+    room = WaitingRoom(VirtualClock(), poll_s=60)
+    call = asyncio.create_task(room.pause("k", "f", Condition(), 100))
+    await waiting(room, 1)
+    room.close()
+    assert await asyncio.wait_for(call, 1.0) is True
+    assert await room.pause("k", "f", Condition(), 100) is False  # the caller stops waiting: the service is stopping
