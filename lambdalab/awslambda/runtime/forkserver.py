@@ -17,7 +17,7 @@ and runtime by :mod:`lambdalab.awslambda.runtime.probe`, replayed as a sleep, no
 a package (in its code folder, its dependencies or a layer) imports that copy for real, as on AWS.
 
 The same for the SDK's data that every client reads when it is made, whatever its service (``PRELOAD_DATA``: the
-endpoints, partitions, default configuration and retry rules — about half the CPU of ``boto3.client(...)``): the fork
+endpoints, partitions, default configuration and retry rules — a quarter of the CPU of ``boto3.client(...)``): the fork
 server parses those files once (:class:`PreparsedData`); a child's first load of each is handed the parsed object and
 waits as long as parsing it alone takes (measured by the probe). Later loads in the same child (another session)
 parse the file for real, as they would on AWS.

@@ -1016,7 +1016,9 @@ class LambdaService:
         """Deliver a record to a destination: a function is invoked asynchronously (InvocationType Event), anything
         else goes to the event sender; raise on failure."""
         if _is_function_arn(target_arn):
-            await self.invoke(target_arn, None, body, invocation_type="Event")
+            queued = self.enqueue_internal(target_arn, body)
+            if isinstance(queued, Rejected):
+                raise RuntimeError(f"Lambda rejected the destination invoke: {queued.code}: {queued.message}")
             return
         if self._event_sender is None:
             raise RuntimeError(f"no delivery to {target_arn} is wired into the Lambda service")
