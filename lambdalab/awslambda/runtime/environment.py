@@ -150,6 +150,7 @@ class _LaunchClock:
     holding: bool = False
     grants: int = 0  # tokens received: after the first, a request is a resumption
     child_gate_wait_s: float | None = None  # the child's own measure, sent when its INIT code ended
+    child_slept_s: float = 0.0  # the child's time asleep during INIT (replayed costs, its sleeps): never local wait
     run_queue_at_mark: float | None = None  # the child's run-queue delay when INIT began (seconds)
 
     def gate_wait_now(self, now: float) -> float:
@@ -561,9 +562,11 @@ class Environment:
             self.init_started_at = self.spawned_at  # no INIT mark seen; count from the spawn request
         if self.state is EnvironmentState.STARTING:
             self._transition(EnvironmentState.INIT)
-        waited = self._init_local_wait()
-        self._end_gate()
         wall = now - self.init_started_at
+        # Time the child spent asleep (a replayed cost, INIT's own sleep) was never spent waiting for this machine:
+        # a local wait that would overlap it is bounded, so INIT never reads shorter than what it slept.
+        waited = min(self._init_local_wait(), max(wall - self._clock.child_slept_s, 0.0))
+        self._end_gate()
         self._resolve_init(ok=True, status="success", duration=max(wall - waited, 0.0), local_wait=waited)
 
     def _resolve_init(
@@ -742,8 +745,10 @@ class Environment:
             clock.holding = False
             self.host.gate.release(self.spec.env_id)
         elif word == forkserver.GATE_END:
-            with contextlib.suppress(ValueError):
-                clock.child_gate_wait_s = float(argument)
+            with contextlib.suppress(ValueError, IndexError):
+                fields = argument.split()
+                clock.child_gate_wait_s = float(fields[0])
+                clock.child_slept_s = float(fields[1]) if len(fields) > 1 else 0.0
             clock.holding = False
             self.host.gate.release(self.spec.env_id)
         elif word == forkserver.GATE_RESTORED:

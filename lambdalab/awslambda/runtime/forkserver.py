@@ -40,9 +40,10 @@ server → host  ``{"op": "spawned", "env_id", "pid"}`` | ``{"op": "spawn_failed
 server → host  ``{"op": "exited", "env_id", "pid", "exit_code", "signal", "maxrss_kb"}``  as soon as it is reaped
 
 Gate protocol, over each child's own ``SOCK_SEQPACKET`` socket (the host runs a FIFO of CPU tokens for INIT code):
-child → host ``acquire`` (then blocks until ``go``), ``release`` (a replayed wait begins), ``end <seconds>`` (INIT
-code ended; the seconds it spent blocked waiting for ``go``), ``restored`` (the first pre-imported module was handed
-to the function: its memory now counts); host → child ``go``.
+child → host ``acquire`` (then blocks until ``go``), ``release`` (a replayed wait begins), ``end <seconds>
+<slept>`` (INIT code ended; the seconds it spent blocked waiting for ``go``, and asleep in replayed costs and INIT's
+own sleeps), ``restored`` (the first pre-imported module was handed to the function: its memory now counts);
+host → child ``go``.
 
 A child writes ``INIT_MARK <epoch seconds> <run-queue seconds> <CPU seconds>\\n`` as the very first bytes of its log
 pipe: that is when INIT begins (the host strips the line from the logs). The function's INIT code asks for a
@@ -316,6 +317,7 @@ class Gate:
         self._held = False
         self._restored_sent = False
         self.waited_s = 0.0  # blocked waiting for tokens, in total
+        self.slept_s = 0.0  # in replayed costs and INIT's own sleeps: never waiting for the machine
 
     def _send(self, message: bytes) -> bool:
         if self._sock is None:
@@ -364,7 +366,7 @@ class Gate:
         """INIT code is over: give the token back; from now on replayed costs are plain waits."""
         self._held = False
         self._owner = -1  # no thread is the owner any more
-        self._send(GATE_END + b" " + repr(self.waited_s).encode())
+        self._send(GATE_END + b" " + repr(self.waited_s).encode() + b" " + repr(self.slept_s).encode())
 
     def wait(self, seconds: float) -> None:
         """A replayed cost: hand the token back while waiting (waiting needs no CPU), then queue for it again."""
@@ -376,6 +378,8 @@ class Gate:
             if owner:
                 self.release()
             _sleep(seconds)
+            if self._owner != -1:  # during INIT
+                self.slept_s += seconds
         finally:
             self._busy = False
         if owner or self._deferred:

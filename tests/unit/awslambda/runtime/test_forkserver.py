@@ -147,6 +147,23 @@ def test_a_storm_of_inits_is_reported_as_each_would_take_alone() -> None:
     assert wall >= max(i.init_duration_s for i in inits)
 
 
+def test_an_init_never_reads_shorter_than_it_slept() -> None:
+    # GIVEN 30 INITs that each sleep 0.5 s, started at once through one CPU token
+    async def scenario(host):
+        envs = await asyncio.gather(
+            *(
+                host.spawn(make_spec(env_id=f"sleepy-{i}", folder="slow_init", user_environment={"SLOW_INIT_S": "0.5"}))
+                for i in range(30)
+            )
+        )
+        return await asyncio.gather(*(env.wait_ready() for env in envs))
+
+    inits = run_with_gate(scenario, capacity=1)
+    # THEN whatever each waited for the machine, none is reported shorter than its sleep (asleep is not waiting)
+    assert all(i.ok for i in inits)
+    assert min(i.init_duration_s for i in inits) >= 0.5, sorted(round(i.init_duration_s, 3) for i in inits)[:5]
+
+
 def run_with_gate(scenario, capacity: int):
     async def main():
         host = ProcessHost(init_concurrency=capacity, clocks=Clocks.wall())
