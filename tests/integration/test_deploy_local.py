@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 def test_up_says_each_warning_once_with_a_summary_and_deploy_adds_a_stack(tmp_path: Path) -> None:
     # GIVEN `lambdalab up` with a template that has resources the local cloud cannot create
     with local_cloud(TEMPLATES / "mentions" / "template.yaml", tmp_path, extra=["--stack-name", "mentions"]) as cloud:
-        stderr = "".join(cloud.stderr_lines).splitlines()
+        stderr = cloud.stderr_through("deployed stack mentions: ")  # the last line printed before `ready`
         # THEN every unsupported type is one line, printed once, and the summary counts what was created
         rules = [line for line in stderr if "AWS::IoT::TopicRule (NightlyRule, HourlyRule): not supported" in line]
         assert rules == [

@@ -20,7 +20,7 @@ def _by_source(entries: list[dict], source: str) -> list[dict]:
 
 
 def test_the_output_says_schedules_are_compressed(sources: Sources) -> None:
-    text = "".join(sources.cloud.stderr_lines)
+    text = "\n".join(sources.cloud.stderr_through("schedules (EventBridge Scheduler"))
     assert "schedules (EventBridge Scheduler, scheduled rules) run on a clock 100 times as fast" in text
 
 

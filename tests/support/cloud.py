@@ -39,6 +39,18 @@ class RunningCloud:
     stderr_lines: list[str] = field(default_factory=list)
     descendants: set[int] = field(default_factory=set)
 
+    def stderr_through(self, marker: str, timeout: float = 30.0) -> list[str]:
+        """stderr's lines once one containing `marker` arrived: `ready` comes on stdout, and the thread that reads
+        stderr may not have read what was printed before it yet (seen in CI under load)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = "".join(self.stderr_lines).splitlines()
+            if any(marker in line for line in lines):
+                return lines
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{marker!r} not on stderr within {timeout} s: {lines[-20:]}")
+            time.sleep(0.05)
+
     @property
     def env(self) -> dict[str, str]:
         """A clean environment for the AWS CLI: the local endpoint and fake credentials, nothing of the host's AWS."""
