@@ -134,9 +134,11 @@ class InitInProgress(Protocol):
     @property
     def spec(self) -> EnvironmentSpec: ...
 
-    def queued_for_cpu(self) -> bool: ...
+    def init_waited_s(self, now: float) -> float | None:
+        """None once the first INIT is over; before, its local waiting so far (the fork, the CPU gate)."""
 
-    def init_elapsed_s(self, now: float) -> float: ...
+    def init_elapsed_s(self, now: float) -> float:
+        """Seconds since the spawn request."""
 
 
 class EnvironmentHost(Protocol):

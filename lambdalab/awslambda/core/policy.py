@@ -652,6 +652,18 @@ class ConcurrencyPolicy:
             raise PolicyStateError(f"unknown environment {env_id}")
         return rec
 
+    def has_idle(self, function: str, version: str, qualifier: str) -> bool:
+        """Is an environment idle that `admit` would hand over (provisioned for the qualifier, or on demand of the
+        version), limits permitting? A read from the idle indexes: changes nothing."""
+        fn = self._functions.get(function)
+        if fn is None:
+            return False
+        if fn.provisioned:
+            config = fn.provisioned.get(qualifier)
+            if config is not None and config.version == version and self._idle_provisioned.get((function, qualifier)):
+                return True
+        return bool(self._idle_on_demand.get((function, version)))
+
     def environments(self, function: str | None = None) -> list[EnvironmentRecord]:
         """Every environment not DEAD, oldest first."""
         return [rec for rec in self._envs.values() if function is None or rec.function == function]

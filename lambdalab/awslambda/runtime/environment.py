@@ -867,13 +867,18 @@ class Environment:
             self._loop.remove_reader(fd)
             os.close(fd)
 
-    def queued_for_cpu(self) -> bool:
-        """The INIT is queued for a CPU token of this machine right now (a local wait, not Lambda's)."""
-        return self._clock.gate_since is not None
+    def init_waited_s(self, now: float) -> float | None:
+        """None once the first INIT is over; before, the seconds it has waited for this machine so far: for the fork
+        server to start its process (the spawn request to the INIT mark) and at the CPU gate. The run-queue delay
+        is left out: a /proc read per environment is too dear on the admission path that asks."""
+        if self.state not in (EnvironmentState.STARTING, EnvironmentState.INIT):
+            return None
+        forked = self.init_started_at if self.init_started_at is not None else now
+        return max(forked - self.spawned_at, 0.0) + self._clock.gate_wait_now(self._mono())
 
     def init_elapsed_s(self, now: float) -> float:
-        """Wall seconds since this environment's INIT began (or since its spawn request, before the INIT mark)."""
-        return now - (self.init_started_at if self.init_started_at is not None else self.spawned_at)
+        """Wall seconds since this environment's spawn request (its start on AWS: a sandbox, then INIT)."""
+        return now - self.spawned_at
 
     def _drain_output(self) -> None:
         """Everything the process has written so far, from both pipes, into its log stream."""

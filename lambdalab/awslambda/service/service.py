@@ -153,6 +153,7 @@ class NullTelemetry:
         pass
 
 
+UNHURRIED_FORK_S = 0.01  # an INIT that waited for this machine longer than this (its fork, the CPU gate) was held up
 ADMISSION_WAIT_LIMIT_S = 60.0  # the longest a call waits at admission for this machine (then Lambda's answer stands)
 
 
@@ -168,7 +169,7 @@ class _Attempt:
     received_at: float
     trace_header: str | None
     attempt: int = 1
-    admission_wait_s: float = 0.0  # waited at admission while INITs queued for this machine's CPU (local)
+    admission_wait_s: float = 0.0  # waited at admission while INITs were held up by this machine (local)
     local_wait: LocalWait | None = None  # the caller's live reading of this request's local waits (API Gateway)
 
 
@@ -710,10 +711,10 @@ class LambdaService:
             return InvocationResult(outcome, record, result)
 
     async def _admit(self, attempt: _Attempt) -> Admitted | Throttled:
-        """The policy's decision, except where this machine's CPU lags behind AWS: a call waits for an environment to
-        come free while one is queued past its usual INIT (`_wait_while_lagging`), and a concurrency throttle this
-        machine caused waits and is decided again (`_admit_after_local_backlog`)."""
-        if self.host.gate.waiting:
+        """The policy's decision, except where this machine lags behind AWS: a call waits for an environment to come
+        free while one is held up in INIT by this machine past its usual INIT (`_wait_while_lagging`), and a
+        concurrency throttle this machine caused waits and is decided again (`_admit_after_local_backlog`)."""
+        if self._lagging(attempt.function.name, attempt.version.version, attempt.qualifier):
             await self._wait_while_lagging(attempt)
         decision = self.policy.admit(attempt.function.name, attempt.version.version, attempt.qualifier)
         if isinstance(decision, Throttled) and self._held_by_this_machine(decision, attempt.function.name):
@@ -722,24 +723,31 @@ class LambdaService:
 
     def _held_by_this_machine(self, decision: Throttled, function_name: str) -> bool:
         """Is a concurrency throttle this machine's doing? Yes while an environment it counts (the function's for a
-        reserved-concurrency throttle, any for the account's) is queued for a CPU token of this machine although, on
-        AWS, where each environment has a CPU of its own, its INIT would be over by now (it began longer ago than
-        the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter of CPU."""
-        if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
+        reserved-concurrency throttle, any for the account's) is held up in INIT by this machine (the fork, the CPU
+        gate) although, on AWS, where each environment has a CPU of its own, its INIT would be over by now (it began
+        longer ago than the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter
+        of CPU."""
+        if decision.reason is ThrottleReason.SCALING_RATE:
             return False
         now = self.epoch.now()
         reserved = decision.reason is ThrottleReason.RESERVED
         return any(
-            self._queued_past_usual_init(env, now)
+            self._init_held_up_locally(env, now)
             for env in self.host.environments.values()
             if not reserved or env.spec.function_name == function_name
         )
 
-    def _queued_past_usual_init(self, env: InitInProgress, now: float) -> bool:
-        """Queued for this machine's CPU although its INIT began longer ago than its function's INITs take here
-        unqueued: on AWS, with a CPU of its own, it would be over."""
+    def _init_held_up_locally(self, env: InitInProgress, now: float) -> bool:
+        """Still in INIT while this machine is short of CPU (INITs queue at its gate), longer than its function's
+        INITs take here unqueued (on AWS, with a CPU of its own, it would be over), and having waited for this
+        machine itself (its fork, the gate) more than an unhurried fork takes. Whether it is at the gate at this
+        instant does not matter: in a storm most INITs are between two requests for a token (forking, computing on
+        a CPU it shares, asleep in a replayed import cost) at any given moment."""
         usual = self._usual_init_s.get(env.spec.function_name)
-        return usual is not None and env.queued_for_cpu() and env.init_elapsed_s(now) > usual
+        if usual is None or not self.host.gate.waiting or env.init_elapsed_s(now) <= usual:
+            return False
+        waited = env.init_waited_s(now)
+        return waited is not None and waited > UNHURRIED_FORK_S
 
     def _note_init(self, function_name: str, init_s: float) -> None:
         """The INIT durations (local waits excluded) a function has reported lately: their median is what its INIT
@@ -751,7 +759,7 @@ class LambdaService:
     async def _admit_after_local_backlog(
         self, attempt: _Attempt, decision: Admitted | Throttled
     ) -> Admitted | Throttled:
-        """Wait — do not throttle — while the concurrency is held up by INITs queued for this machine's CPU; decide
+        """Wait — do not throttle — while the concurrency is held up by INITs waiting for this machine; decide
         again each time a call ends, and for good once none is held up (then a throttle is Lambda's). The wait is
         local, in the record's `local_wait_s`; bounded by ADMISSION_WAIT_LIMIT_S (then the throttle stands and the
         record shows the wait)."""
@@ -776,24 +784,22 @@ class LambdaService:
 
     def _lagging(self, function_name: str, version: str, qualifier: str) -> bool:
         """Would AWS have an environment of this function version free for a new call, where this machine has none?
-        Yes when none is idle but one is queued for this machine's CPU past the function's usual INIT: on AWS, with
+        Yes when none is idle but one is held up in INIT by this machine past the function's usual INIT: on AWS, with
         a CPU of its own, it would have finished INIT and its first call. A call then waits for an environment to
         come free rather than start one more INIT that this machine cannot run either — a cold-start storm that
         feeds itself (each wait makes the next call cold too, and every INIT waits longer). It is warm when it gets
         one, as it would have been on AWS."""
-        if function_name not in self._usual_init_s or not self.host.gate.waiting:
-            return False
-        for record in self.policy.environments(function_name):
-            usable = record.pool is Pool.ON_DEMAND or record.qualifier == qualifier
-            if record.state is EnvState.IDLE and record.version == version and usable:
-                return False  # the policy will hand it over: warm or provisioned
+        if function_name not in self._usual_init_s or self.policy.has_idle(function_name, version, qualifier):
+            return False  # never seen to INIT (no yardstick), or the policy will hand one over: warm or provisioned
         now = self.epoch.now()
+        environments = self.host.environments
         return any(
-            env.spec.function_name == function_name
-            and env.spec.version == version
-            and env.spec.init_type == "on-demand"
-            and self._queued_past_usual_init(env, now)
-            for env in self.host.environments.values()
+            record.state is EnvState.INIT
+            and record.pool is Pool.ON_DEMAND
+            and record.version == version
+            and (env := environments.get(record.env_id)) is not None
+            and self._init_held_up_locally(env, now)
+            for record in self.policy.environments(function_name)
         )
 
     async def _wait_while_lagging(self, attempt: _Attempt) -> None:

@@ -132,8 +132,8 @@ class FakeEnvironment:
     def init_local_wait_s(self) -> float:
         return self.host.init_local_wait_s  # what the test says INIT has waited for the pretend machine so far
 
-    def queued_for_cpu(self) -> bool:
-        return False
+    def init_waited_s(self, now: float) -> float | None:
+        return None  # the fake host's INITs never wait for a machine
 
     def init_elapsed_s(self, now: float) -> float:
         return now - (self.init_started_at or now)

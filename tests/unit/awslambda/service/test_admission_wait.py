@@ -1,5 +1,6 @@
-"""A concurrency throttle that this machine caused (INITs queued for its CPU that on AWS would be over) waits instead
-of answering 429; one that AWS would give stands. Pure: a stand-in host with a real CPU gate, no processes."""
+"""A concurrency throttle that this machine caused (INITs held up by it — the fork, the CPU gate — that on AWS would be
+over) waits instead of answering 429; one that AWS would give stands; a call waits for an environment AWS would have
+free instead of starting one more INIT. Pure: a stand-in host with a real CPU gate, no processes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from lambdalab.awslambda.core.localwait import LocalWait
 from lambdalab.awslambda.core.policy import Admitted, StartKind, Throttled, ThrottleReason
 from lambdalab.awslambda.runtime.cpu import CpuGate
-from lambdalab.awslambda.service.service import LambdaService, ServiceConfig, _Attempt
+from lambdalab.awslambda.service.service import UNHURRIED_FORK_S, LambdaService, ServiceConfig, _Attempt
 from lambdalab.clock import Clocks
 
 
@@ -27,11 +28,17 @@ class Env:
     """What the service reads of an environment: whose it is, whether it queues for a CPU, how long its INIT ran."""
 
     spec: Spec
-    queued: bool
+    queued: bool  # waiting for this machine: its INIT's local wait so far is all of its elapsed time
     elapsed_s: float
+    waited_s: float | None = None  # or this much (None: as `queued` says)
+    in_init: bool = True
 
-    def queued_for_cpu(self) -> bool:
-        return self.queued
+    def init_waited_s(self, now: float) -> float | None:
+        if not self.in_init:
+            return None
+        if self.waited_s is not None:
+            return self.waited_s
+        return self.elapsed_s if self.queued else 0.0
 
     def init_elapsed_s(self, now: float) -> float:
         return self.elapsed_s
@@ -72,7 +79,33 @@ def test_without_an_init_queued_for_the_cpu_a_throttle_is_lambdas() -> None:
     host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=5.0)})
     lam = service(host)
     lam._note_init("f", 0.3)
-    assert not lam._held_by_this_machine(RESERVED, "f")  # the gate has nobody waiting
+    assert not lam._held_by_this_machine(RESERVED, "f")  # the gate has nobody waiting: the machine is not short
+
+
+def test_an_init_that_never_waited_for_this_machine_or_is_over_leaves_the_throttle_lambdas() -> None:
+    # GIVEN this machine short of CPU, and an INIT of f running for 5 s (f's take 0.3 s) that waited for it no longer
+    # than an unhurried fork takes
+    env = Env(Spec("f"), queued=False, elapsed_s=5.0, waited_s=UNHURRIED_FORK_S)
+    host = Host(environments={"e1": env})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    # THEN the throttle is Lambda's
+    assert not lam._held_by_this_machine(RESERVED, "f")
+    # AND so it is once an INIT that did wait for this machine is over
+    env.waited_s, env.in_init = 4.9, False
+    assert not lam._held_by_this_machine(RESERVED, "f")
+
+
+def test_an_init_held_up_between_two_gate_requests_still_counts() -> None:
+    # GIVEN this machine short of CPU, and an INIT of f that waited 0.2 s for it and is not at the gate right now
+    # (it is forking, computing, or asleep in a replayed import cost)
+    host = Host(environments={"e1": Env(Spec("f"), queued=False, elapsed_s=1.0, waited_s=0.2)})
+    host.queue_an_init()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    # THEN on AWS it would be over: the concurrency it holds is this machine's doing
+    assert lam._held_by_this_machine(RESERVED, "f")
 
 
 def test_an_init_queued_longer_than_the_function_takes_alone_holds_the_concurrency() -> None:
@@ -141,52 +174,70 @@ async def test_once_nothing_is_held_up_the_throttle_stands() -> None:
     task = asyncio.create_task(lam._admit_after_local_backlog(job, RESERVED))
     await asyncio.sleep(0.01)
     assert not task.done()
-    env.queued = False  # its INIT got its CPU token: nothing is held up any more
+    env.in_init = False  # its INIT is over: nothing is held up any more
     assert await asyncio.wait_for(task, 1.0) is RESERVED  # the next poll decides: Lambda's throttle
 
 
+def cold_start_of_f(lam: LambdaService, host: Host, env: Env) -> Admitted:
+    """An on-demand INIT of f in the policy's records, its environment `env` in the host's."""
+    lam.policy.add_function("f")
+    cold = lam.policy.admit("f", "$LATEST", "$LATEST")
+    assert isinstance(cold, Admitted) and cold.kind is StartKind.COLD
+    host.environments[cold.env_id] = env
+    return cold
+
+
 def test_a_call_waits_for_an_environment_aws_would_have_free_instead_of_one_more_init() -> None:
-    # GIVEN an on-demand INIT of f queued for the CPU for longer than f's INITs take here
-    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
-    host.queue_an_init()
+    # GIVEN an on-demand INIT of f held up by this machine for longer than f's INITs take here
+    host = Host()
     lam = service(host)
     lam._note_init("f", 0.3)
+    env = Env(Spec("f"), queued=True, elapsed_s=1.0)
+    cold_start_of_f(lam, host, env)
+    host.queue_an_init()
     # THEN a new call of f waits for it (on AWS it would be free by now) ...
     assert lam._lagging("f", "$LATEST", "$LATEST")
-    # ... but not a call of another version, nor one that a provisioned INIT is for, nor once nothing queues
+    # ... but not a call of another version, nor one of another function
     assert not lam._lagging("f", "2", "2")
-    host.environments["e1"].spec.init_type = "provisioned-concurrency"
+    assert not lam._lagging("g", "$LATEST", "$LATEST")
+    # AND not when it never waited for this machine, nor once it is over, nor once nobody queues for the CPU
+    env.waited_s = UNHURRIED_FORK_S
     assert not lam._lagging("f", "$LATEST", "$LATEST")
-    host.environments["e1"].spec.init_type = "on-demand"
-    host.gate.release("holder")  # the queued INIT gets the token
+    env.waited_s, env.in_init = None, False
+    assert not lam._lagging("f", "$LATEST", "$LATEST")
+    env.in_init = True
+    assert lam._lagging("f", "$LATEST", "$LATEST")
+    host.gate.release("holder")  # the queued INIT gets the token: the gate is empty
     assert not lam._lagging("f", "$LATEST", "$LATEST")
 
 
 def test_an_idle_environment_is_taken_at_once() -> None:
-    host = Host(environments={"e1": Env(Spec("f"), queued=True, elapsed_s=1.0)})
-    host.queue_an_init()
+    host = Host()
     lam = service(host)
     lam._note_init("f", 0.3)
-    lam.policy.add_function("f")
-    admitted = lam.policy.admit("f", "$LATEST", "$LATEST")
+    cold_start_of_f(lam, host, Env(Spec("f"), queued=True, elapsed_s=1.0))
+    host.queue_an_init()
+    assert lam._lagging("f", "$LATEST", "$LATEST")
+    admitted = lam.policy.admit("f", "$LATEST", "$LATEST")  # a second environment of f, which becomes idle
     assert isinstance(admitted, Admitted)
     lam.policy.init_finished(admitted.env_id)
-    lam.policy.release(admitted.env_id)  # one environment of f is idle: the policy hands it over
-    assert not lam._lagging("f", "$LATEST", "$LATEST")
+    lam.policy.release(admitted.env_id)
+    assert not lam._lagging("f", "$LATEST", "$LATEST")  # the policy hands it over
 
 
 async def test_a_lagging_wait_ends_when_a_call_ends_and_counts_as_local() -> None:
     env = Env(Spec("f"), queued=True, elapsed_s=1.0)
-    host = Host(environments={"e1": env})
-    host.queue_an_init()
+    host = Host()
     lam = service(host)
     lam._loop = asyncio.get_running_loop()
     lam._note_init("f", 0.3)
+    cold_start_of_f(lam, host, env)
+    host.queue_an_init()
     job = attempt_of_f()
     task = asyncio.create_task(lam._wait_while_lagging(job))
     await asyncio.sleep(0.01)
     assert not task.done()
-    env.queued = False  # it got its CPU: the call goes on (to a warm environment or a new one)
+    env.in_init = False  # its INIT is over: the call goes on (to a warm environment or a new one)
     lam.waiting.call_ended("f")
     await asyncio.wait_for(task, 1.0)
     assert job.admission_wait_s > 0
