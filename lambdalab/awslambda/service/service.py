@@ -727,8 +727,8 @@ class LambdaService:
         gate) although, on AWS, where each environment has a CPU of its own, its INIT would be over by now (it began
         longer ago than the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter
         of CPU."""
-        if decision.reason is ThrottleReason.SCALING_RATE:
-            return False
+        if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
+            return False  # the rate is not a matter of CPU; with nobody queued for the CPU the machine is not short
         now = self.epoch.now()
         reserved = decision.reason is ThrottleReason.RESERVED
         return any(
@@ -789,8 +789,10 @@ class LambdaService:
         come free rather than start one more INIT that this machine cannot run either — a cold-start storm that
         feeds itself (each wait makes the next call cold too, and every INIT waits longer). It is warm when it gets
         one, as it would have been on AWS."""
-        if function_name not in self._usual_init_s or self.policy.has_idle(function_name, version, qualifier):
-            return False  # never seen to INIT (no yardstick), or the policy will hand one over: warm or provisioned
+        if not self.host.gate.waiting or function_name not in self._usual_init_s:
+            return False  # the machine is not short of CPU, or the function was never seen to INIT (no yardstick)
+        if self.policy.has_idle(function_name, version, qualifier):
+            return False  # the policy will hand it over: warm or provisioned
         now = self.epoch.now()
         environments = self.host.environments
         return any(
