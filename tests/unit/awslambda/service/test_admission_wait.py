@@ -211,6 +211,19 @@ def test_a_call_waits_for_an_environment_aws_would_have_free_instead_of_one_more
     assert not lam._lagging("f", "$LATEST", "$LATEST")
 
 
+def test_a_provisioned_init_held_up_does_not_hold_on_demand_calls() -> None:
+    # GIVEN f's alias "live" on version 1 with one provisioned environment, its INIT held up by this machine
+    host = Host()
+    lam = service(host)
+    lam._note_init("f", 0.3)
+    lam.policy.add_function("f")
+    (provisioned,) = lam.policy.set_provisioned("f", "live", "1", 1).create
+    host.environments[provisioned] = Env(Spec("f", version="1", init_type="provisioned-concurrency"), True, 1.0)
+    host.queue_an_init()
+    # THEN a call of the alias does not wait for it: on AWS that call spills over to an on-demand environment too
+    assert not lam._lagging("f", "1", "live")
+
+
 def test_an_idle_environment_is_taken_at_once() -> None:
     host = Host()
     lam = service(host)
