@@ -738,13 +738,13 @@ class LambdaService:
         )
 
     def _init_held_up_locally(self, env: InitInProgress, now: float) -> bool:
-        """Still in INIT while this machine is short of CPU (INITs queue at its gate), longer than its function's
-        INITs take here unqueued (on AWS, with a CPU of its own, it would be over), and having waited for this
-        machine itself (its fork, the gate) more than an unhurried fork takes. Whether it is at the gate at this
-        instant does not matter: in a storm most INITs are between two requests for a token (forking, computing on
-        a CPU it shares, asleep in a replayed import cost) at any given moment."""
+        """Still in INIT longer than its function's INITs take here unqueued (on AWS, with a CPU of its own, it would
+        be over), having waited for this machine itself (its fork, the gate) more than an unhurried fork takes.
+        Asked only while this machine is short of CPU (INITs queue at its gate: both callers check that first, once).
+        Whether this INIT is at the gate at this instant does not matter: in a storm most INITs are between two
+        requests for a token (forking, computing on a CPU it shares, asleep in a replayed import cost)."""
         usual = self._usual_init_s.get(env.spec.function_name)
-        if usual is None or not self.host.gate.waiting or env.init_elapsed_s(now) <= usual:
+        if usual is None or env.init_elapsed_s(now) <= usual:
             return False
         waited = env.init_waited_s(now)
         return waited is not None and waited > UNHURRIED_FORK_S
