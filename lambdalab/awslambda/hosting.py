@@ -121,13 +121,6 @@ class Environment(Protocol):
         ...
 
 
-class CpuQueue(Protocol):
-    """This machine's queue of INITs for a CPU token (runtime/cpu.py's CpuGate)."""
-
-    @property
-    def waiting(self) -> int: ...
-
-
 class InitInProgress(Protocol):
     """What the service reads of a host's environment to tell a local backlog from Lambda's throttle."""
 
@@ -135,7 +128,8 @@ class InitInProgress(Protocol):
     def spec(self) -> EnvironmentSpec: ...
 
     def init_waited_s(self, now: float) -> float | None:
-        """None once the first INIT is over; before, its local waiting so far (the fork, the CPU gate)."""
+        """None once the first INIT is over; before, its waiting for this machine so far (the fork, the CPU gate,
+        the run queue)."""
 
     def init_elapsed_s(self, now: float) -> float:
         """Seconds since the spawn request."""
@@ -143,13 +137,10 @@ class InitInProgress(Protocol):
 
 class EnvironmentHost(Protocol):
     """Starts execution environments. `spawn` returns once the environment exists (its INIT then runs); it raises
-    when it cannot start one (the service reports that as this machine's error, never as Lambda's). `gate` and
-    `environments` say whether INITs queue for this machine's CPU (a host without that limit: nobody waiting)."""
+    when it cannot start one (the service reports that as this machine's error, never as Lambda's). `environments`
+    say whether INITs wait for this machine (a host without that limit: they never wait)."""
 
     async def spawn(self, spec: EnvironmentSpec) -> Environment: ...
-
-    @property
-    def gate(self) -> CpuQueue: ...
 
     @property
     def environments(self) -> Mapping[str, InitInProgress]: ...

@@ -1,6 +1,6 @@
 """How long one request has waited for this machine so far — never Lambda's time.
 
-A request's local waits are: held at admission while INITs queue for this machine's CPU (LambdaService._admit), and
+A request's local waits are: held at admission while INITs are held up by this machine (LambdaService._admit), and
 the INIT of its environment queued for a CPU token or ready to run without a CPU (the environment measures it). The
 caller that made the request (API Gateway) reads the total while it waits, so its integration timeout counts only
 what AWS would count: a wait this machine causes never turns into a 504 AWS would not give. Pure; durations on

@@ -67,6 +67,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PROVISIONED_INIT_FLOOR_S = 130.0
 EXIT_WAIT_S = 5.0
 _CREDIT_EPSILON_S = 0.002  # local waiting below this is not worth extending a deadline for
+RUN_QUEUE_REREAD_S = 0.005  # `init_waited_s` reads an INIT's run-queue delay again once its last read is this old
 # Go's names for signals, as Lambda's "Runtime exited with error: signal: ..." uses them.
 _SIGNAL_WORDS = {
     signal.SIGKILL: "killed",
@@ -200,6 +201,7 @@ class Environment:
         self._mono = host.clocks.monotonic.now
         self.spawned_at = self._epoch()  # the spawn request
         self._spawned_mono = self._mono()
+        self._run_queue_read: tuple[float, float] = (float("-inf"), 0.0)  # (when, INIT's run-queue delay then)
         self.init_started_at: float | None = None
         self.ready_at: float | None = None
         self.invocations = 0
@@ -869,12 +871,19 @@ class Environment:
 
     def init_waited_s(self, now: float) -> float | None:
         """None once the first INIT is over; before, the seconds it has waited for this machine so far: for the fork
-        server to start its process (the spawn request to the INIT mark) and at the CPU gate. The run-queue delay
-        is left out: a /proc read per environment is too dear on the admission path that asks."""
+        server to start its process (the spawn request to the INIT mark), at the CPU gate, and in the run queue (a
+        CPU shared with the other INITs of a storm). The run-queue delay is a /proc read, so it is read again only
+        once it is older than RUN_QUEUE_REREAD_S: a storm's admissions ask this of every INIT in progress."""
         if self.state not in (EnvironmentState.STARTING, EnvironmentState.INIT):
             return None
         forked = self.init_started_at if self.init_started_at is not None else now
-        return max(forked - self.spawned_at, 0.0) + self._clock.gate_wait_now(self._mono())
+        mono = self._mono()
+        read_at, run_queue = self._run_queue_read
+        if mono - read_at > RUN_QUEUE_REREAD_S:
+            delay = self._run_queue_delay()
+            run_queue = max(delay - (self._clock.run_queue_at_mark or 0.0), 0.0) if delay is not None else 0.0
+            self._run_queue_read = (mono, run_queue)
+        return max(forked - self.spawned_at, 0.0) + self._clock.gate_wait_now(mono) + run_queue
 
     def init_elapsed_s(self, now: float) -> float:
         """Wall seconds since this environment's spawn request (its start on AWS: a sandbox, then INIT)."""

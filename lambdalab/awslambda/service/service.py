@@ -723,12 +723,11 @@ class LambdaService:
 
     def _held_by_this_machine(self, decision: Throttled, function_name: str) -> bool:
         """Is a concurrency throttle this machine's doing? Yes while an environment it counts (the function's for a
-        reserved-concurrency throttle, any for the account's) is held up in INIT by this machine (the fork, the CPU
-        gate) although, on AWS, where each environment has a CPU of its own, its INIT would be over by now (it began
-        longer ago than the function's INITs take here unqueued). The scaling rate (10 s windows) is not a matter
-        of CPU."""
-        if decision.reason is ThrottleReason.SCALING_RATE or not self.host.gate.waiting:
-            return False  # the rate is not a matter of CPU; with nobody queued for the CPU the machine is not short
+        reserved-concurrency throttle, any for the account's) is held up in INIT by this machine
+        (`_init_held_up_locally`): on AWS, where each environment has a CPU of its own, its INIT would be over by
+        now. The scaling rate (10 s windows) is not a matter of CPU."""
+        if decision.reason is ThrottleReason.SCALING_RATE:
+            return False
         now = self.epoch.now()
         reserved = decision.reason is ThrottleReason.RESERVED
         return any(
@@ -738,16 +737,19 @@ class LambdaService:
         )
 
     def _init_held_up_locally(self, env: InitInProgress, now: float) -> bool:
-        """Still in INIT longer than its function's INITs take here unqueued (on AWS, with a CPU of its own, it would
-        be over), having waited for this machine itself (its fork, the gate) more than an unhurried fork takes.
-        Asked only while this machine is short of CPU (INITs queue at its gate: both callers check that first, once).
-        Whether this INIT is at the gate at this instant does not matter: in a storm most INITs are between two
-        requests for a token (forking, computing on a CPU it shares, asleep in a replayed import cost)."""
+        """On AWS this INIT would be over, and here it is not because it waited for this machine: it began (its
+        spawn request) longer ago than its function's INITs take here unhurried, and it has waited for this machine
+        — its fork, the CPU gate, the run queue of a CPU shared with a storm's other INITs — for longer than it is
+        late, so without the waits it would be over too. An INIT that is late for its own reasons (a slow call of
+        its own, more work than usual) does not count: AWS would still be running it."""
         usual = self._usual_init_s.get(env.spec.function_name)
-        if usual is None or env.init_elapsed_s(now) <= usual:
+        if usual is None:
+            return False
+        late = env.init_elapsed_s(now) - usual
+        if late <= 0:
             return False
         waited = env.init_waited_s(now)
-        return waited is not None and waited > UNHURRIED_FORK_S
+        return waited is not None and waited > max(late, UNHURRIED_FORK_S)
 
     def _note_init(self, function_name: str, init_s: float) -> None:
         """The INIT durations (local waits excluded) a function has reported lately: their median is what its INIT
@@ -784,13 +786,13 @@ class LambdaService:
 
     def _lagging(self, function_name: str, version: str, qualifier: str) -> bool:
         """Would AWS have an environment of this function version free for a new call, where this machine has none?
-        Yes when none is idle but one is held up in INIT by this machine past the function's usual INIT: on AWS, with
-        a CPU of its own, it would have finished INIT and its first call. A call then waits for an environment to
+        Yes when none is idle but one is held up in INIT by this machine (`_init_held_up_locally`): on AWS, with a
+        CPU of its own, it would have finished INIT and its first call. A call then waits for an environment to
         come free rather than start one more INIT that this machine cannot run either — a cold-start storm that
         feeds itself (each wait makes the next call cold too, and every INIT waits longer). It is warm when it gets
         one, as it would have been on AWS."""
-        if not self.host.gate.waiting or function_name not in self._usual_init_s:
-            return False  # the machine is not short of CPU, or the function was never seen to INIT (no yardstick)
+        if function_name not in self._usual_init_s:
+            return False  # the function was never seen to INIT: no yardstick
         if self.policy.has_idle(function_name, version, qualifier):
             return False  # the policy will hand it over: warm or provisioned
         now = self.epoch.now()

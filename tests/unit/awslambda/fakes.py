@@ -18,7 +18,6 @@ from lambdalab.awslambda.core.control import FunctionSpec
 from lambdalab.awslambda.core.policy import Limits
 from lambdalab.awslambda.hosting import EnvironmentSpec, InitResult, InvokeRequest, InvokeResult, InvokeStatus
 from lambdalab.awslambda.runtime.builds import CodeArtifact
-from lambdalab.awslambda.runtime.cpu import CpuGate
 from lambdalab.awslambda.service.service import LambdaService, ServiceConfig
 from lambdalab.clock import Clocks, VirtualClock
 from lambdalab.observe.metrics import AsyncMetricEvent, ConcurrencySnapshot
@@ -149,7 +148,6 @@ class FakeHost:
         self.handler: dict[str, Handler] = {}
         self.refuse_spawn: str | None = None  # a message: spawn raises (this machine cannot start one)
         self.init_local_wait_s = 0.0  # every INIT in progress reports this much local waiting so far
-        self.gate = CpuGate(1)  # no INIT ever queues for a CPU here
         self.environments: dict[str, FakeEnvironment] = {}
 
     async def spawn(self, spec: EnvironmentSpec) -> FakeEnvironment:

@@ -408,3 +408,28 @@ def test_a_bad_client_context_is_rejected_and_the_environment_stays_ready():
         return await env.invoke(request({"action": "echo"}))
 
     assert run(scenario).status is InvokeStatus.SUCCESS
+
+
+def test_an_inits_wait_for_this_machine_counts_its_run_queue_delay(monkeypatch):
+    # GIVEN an INIT in progress (it sleeps), whose process the kernel reports 0.5 s runnable without a CPU since its
+    # INIT began (a CPU shared with a storm's other INITs)
+    from lambdalab.awslambda.runtime import environment
+
+    async def scenario(host):
+        env = await host.spawn(make_spec(folder="slow_init", user_environment={"SLOW_INIT_S": "0.6"}))
+        while env.init_started_at is None:  # the INIT mark: the child's run-queue delay then is known
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        mark = env._clock.run_queue_at_mark or 0.0
+        unloaded = env.init_waited_s(time.time())
+        monkeypatch.setattr(environment, "run_queue_delay_s", lambda pid: mark + 0.5)
+        await asyncio.sleep(environment.RUN_QUEUE_REREAD_S * 2)
+        loaded = env.init_waited_s(time.time())
+        await env.wait_ready()
+        return unloaded, loaded, env.init_waited_s(time.time())
+
+    unloaded, loaded, after = run(scenario)
+    # THEN it is counted as waiting for this machine (with its fork and any CPU-gate wait); once over, None
+    assert unloaded is not None and loaded is not None
+    assert loaded == pytest.approx(unloaded + 0.5, abs=0.1)
+    assert after is None
