@@ -333,7 +333,8 @@ async def test_the_batching_window_gathers_messages_until_it_ends(lab: Lab) -> N
     assert lab.worker.batches == []
     lab.advance(5.0)
     await until(lambda: not lab.sqs.bodies)
-    assert lab.worker.batches[0][:3] == ["m1", "m2", "m3"]  # one batch for what one window gathered
+    # one batch for what one window gathered (the late one may be in a second poller's window: either ends first)
+    assert any(batch[:3] == ["m1", "m2", "m3"] for batch in lab.worker.batches)
     assert sorted(itertools.chain.from_iterable(lab.worker.batches)) == ["m1", "m2", "m3", "m4"]
 
 
