@@ -153,7 +153,7 @@ class NullTelemetry:
         pass
 
 
-UNHURRIED_FORK_S = 0.01  # an INIT that waited for this machine longer than this (its fork, the CPU gate) was held up
+UNHURRIED_FORK_S = 0.01  # an INIT held up by this machine waited for it longer than this at least (an unhurried fork)
 ADMISSION_WAIT_LIMIT_S = 60.0  # the longest a call waits at admission for this machine (then Lambda's answer stands)
 
 
