@@ -82,7 +82,7 @@ def test_an_init_late_for_its_own_reasons_leaves_the_throttle_lambdas() -> None:
 
 
 def test_an_init_that_never_waited_for_this_machine_or_is_over_leaves_the_throttle_lambdas() -> None:
-    # GIVEN an INIT of f 0.1 s late (f's take 0.3 s) that waited for this machine no longer than an unhurried fork takes
+    # GIVEN an INIT of f 5 ms late (f's take 0.3 s) that waited for this machine no longer than an unhurried fork takes
     env = Env(Spec("f"), queued=False, elapsed_s=0.305, waited_s=UNHURRIED_FORK_S)
     host = Host(environments={"e1": env})
     lam = service(host)
