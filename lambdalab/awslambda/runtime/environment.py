@@ -551,11 +551,12 @@ class Environment:
 
     def _init_local_wait(self) -> float:
         """INIT's waiting for this machine so far: queued at the CPU gate plus the process's run-queue delay."""
-        clock = self._clock
-        queued = clock.gate_wait_now(self._mono())
+        return self._clock.gate_wait_now(self._mono()) + self._init_run_queue_s()
+
+    def _init_run_queue_s(self) -> float:
+        """The process's run-queue delay since its INIT mark (0 while unknown): a /proc read."""
         now = self._run_queue_delay()
-        cpu = max(now - (clock.run_queue_at_mark or 0.0), 0.0) if now is not None else 0.0
-        return queued + cpu
+        return max(now - (self._clock.run_queue_at_mark or 0.0), 0.0) if now is not None else 0.0
 
     def _init_done(self) -> None:
         self._drain_gate()  # the child's own measure of its gate wait arrives just before its first /next
@@ -880,8 +881,7 @@ class Environment:
         mono = self._mono()
         read_at, run_queue = self._run_queue_read
         if mono - read_at > RUN_QUEUE_REREAD_S:
-            delay = self._run_queue_delay()
-            run_queue = max(delay - (self._clock.run_queue_at_mark or 0.0), 0.0) if delay is not None else 0.0
+            run_queue = self._init_run_queue_s()
             self._run_queue_read = (mono, run_queue)
         return max(forked - self.spawned_at, 0.0) + self._clock.gate_wait_now(mono) + run_queue
 
